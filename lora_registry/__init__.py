@@ -1,0 +1,34 @@
+"""Adapter registry: validated PEFT LoRA folders with stable integer ids, persisted in SQLite."""
+
+from lora_registry.base_model import BaseModelInfo
+from lora_registry.errors import (
+    AdapterExistsError,
+    AdapterNotFoundError,
+    AdapterPathError,
+    AdapterValidationError,
+    InvalidAdapterNameError,
+    RegistryError,
+)
+from lora_registry.registry import AdapterRegistry
+from lora_registry.spec import AdapterRegistration, AdapterSpec, GenerationDefaults, check_adapter_name
+from lora_registry.store import AdapterStore, SqliteAdapterStore
+from lora_registry.validation import ValidatedAdapter, validate_adapter_folder
+
+__all__ = [
+    "AdapterExistsError",
+    "AdapterNotFoundError",
+    "AdapterPathError",
+    "AdapterRegistration",
+    "AdapterRegistry",
+    "AdapterSpec",
+    "AdapterStore",
+    "AdapterValidationError",
+    "BaseModelInfo",
+    "GenerationDefaults",
+    "InvalidAdapterNameError",
+    "RegistryError",
+    "SqliteAdapterStore",
+    "ValidatedAdapter",
+    "check_adapter_name",
+    "validate_adapter_folder",
+]

@@ -1,0 +1,167 @@
+"""The registry: name checks, folder validation and persistence behind one object built at startup."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lora_registry.base_model import BaseModelInfo
+from lora_registry.errors import AdapterExistsError, AdapterNotFoundError, RegistryError
+from lora_registry.spec import AdapterRegistration, AdapterSpec, check_adapter_name
+from lora_registry.store import AdapterStore
+from lora_registry.validation import ValidatedAdapter, validate_adapter_folder
+
+logger = logging.getLogger(__name__)
+
+
+class RegistryFile(BaseModel):
+    """The YAML seed file: ``adapters: [{name, path, description?, defaults?}, ...]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    adapters: list[AdapterRegistration]
+
+
+class AdapterRegistry:
+    """Registered adapters of one base model. Every failing call leaves the store as it was."""
+
+    def __init__(
+        self,
+        store: AdapterStore,
+        *,
+        adapter_root: Path,
+        base: BaseModelInfo,
+        max_rank: int,
+        reserved_names: set[str],
+    ) -> None:
+        self.store = store
+        self.adapter_root = adapter_root
+        self.base = base
+        self.max_rank = max_rank
+        # The base model's own name always stays reserved: as a `model` it must mean "no adapter".
+        self.reserved_names = {*reserved_names, base.name}
+        # Serializes writes in this process so a seed file lands all-or-nothing between registrations.
+        self._write_lock = threading.RLock()
+
+    def register(self, reg: AdapterRegistration) -> AdapterSpec:
+        with self._write_lock:
+            validated = self._check(reg)
+            spec = self._add(reg, validated)
+        logger.info(
+            "registered adapter %s (id %d, rank %d) from %s", spec.name, spec.id, spec.rank, spec.path
+        )
+        return spec
+
+    def unregister(self, name: str) -> AdapterSpec:
+        with self._write_lock:
+            spec = self.store.remove(name)
+        if spec is None:
+            raise AdapterNotFoundError(name, self.names())
+        logger.info("unregistered adapter %s (id %d)", spec.name, spec.id)
+        return spec
+
+    def get(self, name: str) -> AdapterSpec:
+        spec = self.store.get(name)
+        if spec is None:
+            raise AdapterNotFoundError(name, self.names())
+        return spec
+
+    def find(self, name: str) -> AdapterSpec | None:
+        return self.store.get(name)
+
+    def list(self) -> list[AdapterSpec]:
+        return self.store.list()
+
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.store.list()]
+
+    def seed_from_yaml(self, path: Path) -> list[AdapterSpec]:
+        """Register the file's adapters that are not registered yet; returns the newly registered ones.
+
+        Names already present are skipped, so restarts keep what was registered at runtime. Every new entry
+        is validated before any is stored: a bad file raises RegistryError(param="registry_file") and
+        registers nothing.
+        """
+        entries = _read_registry_file(path)
+        with self._write_lock:
+            pending: list[tuple[AdapterRegistration, ValidatedAdapter]] = []
+            for index, reg in enumerate(entries):
+                if self.store.get(reg.name) is not None:
+                    logger.info("registry file %s: adapter %s already registered, kept as is", path, reg.name)
+                    continue
+                try:
+                    pending.append((reg, self._check(reg)))
+                except RegistryError as exc:
+                    raise RegistryError(
+                        f"registry file {path}, adapter #{index + 1} ({reg.name!r}), field {exc.param}: "
+                        f"{exc.message}",
+                        param="registry_file",
+                    ) from exc
+            added: list[AdapterSpec] = []
+            try:
+                for reg, validated in pending:
+                    added.append(self._add(reg, validated))
+            except Exception:
+                # Undo the partial seed; the ids it consumed stay retired, which is harmless.
+                for spec in added:
+                    self.store.remove(spec.name)
+                raise
+        for spec in added:
+            logger.info("registered adapter %s (id %d) from registry file %s", spec.name, spec.id, path)
+        return added
+
+    def _check(self, reg: AdapterRegistration) -> ValidatedAdapter:
+        check_adapter_name(reg.name, self.reserved_names)
+        # A cheap early answer; the store's UNIQUE constraint is what really guards the name.
+        if self.store.get(reg.name) is not None:
+            raise AdapterExistsError(reg.name)
+        return validate_adapter_folder(
+            reg.path, adapter_root=self.adapter_root, base=self.base, max_rank=self.max_rank
+        )
+
+    def _add(self, reg: AdapterRegistration, validated: ValidatedAdapter) -> AdapterSpec:
+        return self.store.add(
+            name=reg.name,
+            path=validated.path,
+            base_model=validated.base_model,
+            rank=validated.rank,
+            alpha=validated.alpha,
+            target_modules=validated.target_modules,
+            size_bytes=validated.size_bytes,
+            description=reg.description,
+            defaults=reg.defaults,
+            created_at=int(time.time()),
+        )
+
+
+def _read_registry_file(path: Path) -> list[AdapterRegistration]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise RegistryError(f"cannot read registry file {path}: {exc}", param="registry_file") from None
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"registry file {path} is not valid YAML: {exc}", param="registry_file") from None
+    try:
+        entries = RegistryFile.model_validate(data).adapters
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<file>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise RegistryError(
+            f"registry file {path} must hold `adapters: [{{name, path, description?, defaults?}}, ...]`: "
+            f"{problems}",
+            param="registry_file",
+        ) from None
+    names = [reg.name for reg in entries]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise RegistryError(
+            f"registry file {path} lists adapter names more than once: {', '.join(duplicates)}",
+            param="registry_file",
+        )
+    return entries

@@ -1,0 +1,91 @@
+"""Read a safetensors header without loading any tensor data (and without torch).
+
+The format is an 8-byte little-endian header length, a JSON object mapping tensor names to
+``{"dtype", "shape", "data_offsets"}`` (plus an optional ``__metadata__``), then the raw data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+# The safetensors library refuses larger headers too; it also bounds what an uploaded file can make us read.
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+    "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+    "U32": 4, "I32": 4, "F32": 4,
+    "U64": 8, "I64": 8, "F64": 8,
+}  # fmt: skip
+
+
+class SafetensorsHeaderError(ValueError):
+    """The file is not a well-formed safetensors file."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: str
+    shape: tuple[int, ...]
+
+
+def read_safetensors_header(path: Path) -> dict[str, TensorInfo]:
+    """Map tensor name -> dtype/shape, after checking that every tensor's bytes lie inside the file."""
+    file_size = path.stat().st_size
+    with path.open("rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise SafetensorsHeaderError(f"{path.name}: file is {file_size} bytes, too short for a header")
+        (header_len,) = struct.unpack("<Q", prefix)
+        if header_len > min(file_size - 8, MAX_HEADER_BYTES):
+            raise SafetensorsHeaderError(
+                f"{path.name}: header claims {header_len} bytes but the file holds {file_size} (truncated?)"
+            )
+        raw = f.read(header_len)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SafetensorsHeaderError(f"{path.name}: header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise SafetensorsHeaderError(f"{path.name}: header is not a JSON object")
+
+    data_size = file_size - 8 - header_len
+    tensors: dict[str, TensorInfo] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        tensors[name] = _parse_entry(path.name, name, entry, data_size)
+    return tensors
+
+
+def _parse_entry(file_name: str, name: str, entry: object, data_size: int) -> TensorInfo:
+    if not isinstance(entry, dict):
+        raise SafetensorsHeaderError(f"{file_name}: entry for tensor {name!r} is not an object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(dtype, str) or not dtype:
+        raise SafetensorsHeaderError(f"{file_name}: tensor {name!r} has invalid dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        raise SafetensorsHeaderError(f"{file_name}: tensor {name!r} has invalid shape {shape!r}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_count(o) for o in offsets)):
+        raise SafetensorsHeaderError(f"{file_name}: tensor {name!r} has invalid data_offsets {offsets!r}")
+    start, end = offsets
+    if not start <= end <= data_size:
+        raise SafetensorsHeaderError(
+            f"{file_name}: tensor {name!r} data_offsets {offsets} exceed the file's {data_size} data bytes"
+        )
+    # Sub-byte and newer dtypes are left to the engine; the ones listed are checked exactly.
+    if dtype in DTYPE_BYTES and end - start != math.prod(shape) * DTYPE_BYTES[dtype]:
+        raise SafetensorsHeaderError(
+            f"{file_name}: tensor {name!r} spans {end - start} bytes, but {dtype}{shape} needs "
+            f"{math.prod(shape) * DTYPE_BYTES[dtype]}"
+        )
+    return TensorInfo(dtype=dtype, shape=tuple(shape))
+
+
+def _is_count(value: object) -> bool:
+    # bool is an int subclass; JSON `true` is no dimension.
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -1,0 +1,173 @@
+"""Persistence of registered adapters behind a small Protocol; SQLite is the default backend."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from lora_registry.errors import AdapterExistsError
+from lora_registry.spec import AdapterSpec, GenerationDefaults
+
+
+class AdapterStore(Protocol):
+    """Where adapter specs live. ``add`` assigns the id; ids are never handed out twice."""
+
+    def add(
+        self,
+        *,
+        name: str,
+        path: Path,
+        base_model: str,
+        rank: int,
+        alpha: float,
+        target_modules: list[str],
+        size_bytes: int,
+        description: str,
+        defaults: GenerationDefaults,
+        created_at: int,
+    ) -> AdapterSpec:
+        """Store a new adapter; raises AdapterExistsError when the name is taken."""
+        ...
+
+    def remove(self, name: str) -> AdapterSpec | None: ...
+
+    def get(self, name: str) -> AdapterSpec | None: ...
+
+    def list(self) -> list[AdapterSpec]:
+        """All adapters, oldest id first."""
+        ...
+
+
+# AUTOINCREMENT (unlike a plain INTEGER PRIMARY KEY) never reuses the id of a deleted row, even the largest:
+# the engine caches LoRA weights by id, so a reused id could serve a removed adapter's stale weights.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS adapters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    base_model TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    alpha REAL NOT NULL,
+    target_modules TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    defaults TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+)
+"""
+COLUMNS = (
+    "id, name, path, base_model, rank, alpha, target_modules, size_bytes, description, defaults, created_at"
+)
+
+
+class SqliteAdapterStore:
+    """One SQLite file; safe to share between threads (one connection, serialized by a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # WAL lets readers (e.g. an operator's sqlite3 shell) proceed while the service writes.
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._conn.execute(SCHEMA)
+
+    def add(
+        self,
+        *,
+        name: str,
+        path: Path,
+        base_model: str,
+        rank: int,
+        alpha: float,
+        target_modules: list[str],
+        size_bytes: int,
+        description: str,
+        defaults: GenerationDefaults,
+        created_at: int,
+    ) -> AdapterSpec:
+        row = (
+            name,
+            str(path),
+            base_model,
+            rank,
+            alpha,
+            json.dumps(target_modules),
+            size_bytes,
+            description,
+            defaults.model_dump_json(),
+            created_at,
+        )
+        with self._lock, self._transaction():
+            try:
+                cursor = self._conn.execute(
+                    "INSERT INTO adapters (name, path, base_model, rank, alpha, target_modules, size_bytes, "
+                    "description, defaults, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+            except sqlite3.IntegrityError:
+                raise AdapterExistsError(name) from None
+            new_id = cursor.lastrowid
+        assert new_id is not None
+        return _to_spec((new_id, *row))
+
+    def remove(self, name: str) -> AdapterSpec | None:
+        with self._lock, self._transaction():
+            row = self._conn.execute(f"SELECT {COLUMNS} FROM adapters WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            self._conn.execute("DELETE FROM adapters WHERE id = ?", (row[0],))
+        return _to_spec(row)
+
+    def get(self, name: str) -> AdapterSpec | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT {COLUMNS} FROM adapters WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _to_spec(row)
+
+    def list(self) -> list[AdapterSpec]:
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {COLUMNS} FROM adapters ORDER BY id").fetchall()
+        return [_to_spec(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _transaction(self) -> sqlite3.Connection:
+        # In autocommit mode `with conn:` would not open a transaction; BEGIN IMMEDIATE takes the write lock
+        # up front so a read-then-write (remove) cannot interleave with another process's write.
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+
+def _to_spec(row: tuple) -> AdapterSpec:
+    (
+        id_,
+        name,
+        path,
+        base_model,
+        rank,
+        alpha,
+        target_modules,
+        size_bytes,
+        description,
+        defaults,
+        created_at,
+    ) = row
+    return AdapterSpec(
+        id=id_,
+        name=name,
+        path=Path(path),
+        base_model=base_model,
+        rank=rank,
+        alpha=alpha,
+        target_modules=json.loads(target_modules),
+        size_bytes=size_bytes,
+        description=description,
+        defaults=GenerationDefaults.model_validate_json(defaults),
+        created_at=created_at,
+    )

@@ -1,0 +1,100 @@
+"""Session-wide real components: the prepared base model and real LoRA adapters made with PEFT.
+
+Artifacts are cached under `.cache/tests` (git-ignored) so a second run does not rebuild them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from router.prepare import prepare_base_model
+from router.settings import DEFAULT_BASE_MODEL
+from tests.adapters import make_lora_adapter
+from tests.service import ServiceProcess
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("LORA_ROUTER_TEST_CACHE", REPO / ".cache" / "tests"))
+
+# Adapter folders the suite shares: name -> seed of its random weights.
+SHARED_ADAPTERS = {"alpha": 1, "beta": 2, "gamma": 3, "delta": 4}
+
+
+@pytest.fixture(scope="session")
+def base_model_dir() -> Path:
+    target = CACHE / "models" / DEFAULT_BASE_MODEL
+    prepare_base_model(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def adapter_library(base_model_dir: Path) -> Path:
+    """A folder of real adapters (read-only for tests: copy before mutating)."""
+    library = CACHE / "adapters"
+    for name, seed in SHARED_ADAPTERS.items():
+        folder = library / name
+        if not (folder / "adapter_model.safetensors").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            make_lora_adapter(base_model_dir, folder, seed=seed)
+    return library
+
+
+# Adapters the shared service starts with (from its registry file); `delta` is left for runtime registration.
+SEEDED_REGISTRY = """\
+adapters:
+  - name: alpha
+    path: alpha
+    description: test adapter alpha
+  - name: beta
+    path: beta
+    description: test adapter beta
+    defaults:
+      max_tokens: 12
+  - name: gamma
+    path: gamma
+"""
+
+
+@pytest.fixture(scope="session")
+def service_data_dir(tmp_path_factory: pytest.TempPathFactory, adapter_library: Path) -> Path:
+    data = tmp_path_factory.mktemp("service-data")
+    shutil.copytree(adapter_library, data / "adapters")
+    (data / "registry.yaml").write_text(SEEDED_REGISTRY)
+    return data
+
+
+@pytest.fixture(scope="session")
+def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServiceProcess]:
+    """One real service (real vLLM CPU engine) for the whole session."""
+    env = {
+        "LORA_ROUTER_DATA_DIR": str(service_data_dir),
+        "LORA_ROUTER_BASE_MODEL_PATH": str(base_model_dir),
+        "LORA_ROUTER_REGISTRY_FILE": str(service_data_dir / "registry.yaml"),
+        "LORA_ROUTER_KV_CACHE_GIB": "1",
+        "LORA_ROUTER_MAX_MODEL_LEN": "2048",
+    }
+    proc = ServiceProcess(env, service_data_dir / "service.log").start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def client(service: ServiceProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{service.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def async_client(service: ServiceProcess) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{service.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def http(service: ServiceProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.url, timeout=120) as c:
+        yield c

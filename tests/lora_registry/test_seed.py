@@ -1,0 +1,162 @@
+"""Seeding the registry from a YAML file at startup: idempotent, and all-or-nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lora_registry import (
+    AdapterRegistration,
+    AdapterRegistry,
+    BaseModelInfo,
+    GenerationDefaults,
+    RegistryError,
+    SqliteAdapterStore,
+)
+from tests.lora_registry.crafting import edit_config, make_registry
+
+GOOD = """
+adapters:
+  - name: alpha
+    path: alpha
+    description: Answers like a pirate.
+    defaults:
+      system_prompt: You are a pirate.
+      stop: ["###"]
+      temperature: 0.3
+      max_tokens: 128
+  - name: beta
+    path: beta
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    file = tmp_path / "registry.yaml"
+    file.write_text(text)
+    return file
+
+
+def test_seed_registers_entries_with_their_defaults(registry: AdapterRegistry, tmp_path: Path) -> None:
+    added = registry.seed_from_yaml(write(tmp_path, GOOD))
+    assert [spec.name for spec in added] == ["alpha", "beta"]
+    assert registry.list() == added
+    alpha = registry.get("alpha")
+    assert alpha.description == "Answers like a pirate."
+    assert alpha.defaults == GenerationDefaults(
+        system_prompt="You are a pirate.", stop=["###"], temperature=0.3, max_tokens=128
+    )
+    assert registry.get("beta").defaults == GenerationDefaults()
+
+
+def test_seed_is_idempotent_and_keeps_runtime_state_across_restarts(
+    registry: AdapterRegistry, tmp_path: Path, db_path: Path, adapter_root: Path, base_info: BaseModelInfo
+) -> None:
+    file = write(tmp_path, GOOD)
+    first = registry.seed_from_yaml(file)
+    assert registry.seed_from_yaml(file) == []
+    # Registered at runtime, and one seeded adapter removed at runtime: a restart re-adds only the latter.
+    registry.register(AdapterRegistration(name="gamma", path="gamma"))
+    registry.unregister("beta")
+
+    store = SqliteAdapterStore(db_path)
+    try:
+        restarted = make_registry(store, adapter_root, base_info)
+        readded = restarted.seed_from_yaml(file)
+        assert [spec.name for spec in readded] == ["beta"]
+        assert readded[0].id > max(spec.id for spec in first)
+        assert restarted.names() == ["alpha", "gamma", "beta"]
+        assert restarted.get("alpha") == first[0]
+    finally:
+        store.close()
+
+
+def test_entry_already_registered_from_another_path_is_kept(
+    registry: AdapterRegistry, tmp_path: Path
+) -> None:
+    existing = registry.register(AdapterRegistration(name="alpha", path="gamma"))
+    added = registry.seed_from_yaml(write(tmp_path, GOOD))
+    assert [spec.name for spec in added] == ["beta"]
+    assert registry.get("alpha") == existing
+
+
+def test_empty_adapter_list_registers_nothing(registry: AdapterRegistry, tmp_path: Path) -> None:
+    assert registry.seed_from_yaml(write(tmp_path, "adapters: []\n")) == []
+
+
+MALFORMED = {
+    "not yaml": "adapters: [name: alpha\n  - : :",
+    "empty file": "",
+    "top-level list": "- name: alpha\n  path: alpha\n",
+    "no adapters key": "adapter:\n  - name: alpha\n    path: alpha\n",
+    "unknown top-level key": GOOD + "extra: 1\n",
+    "entry not a mapping": "adapters:\n  - alpha\n",
+    "entry without path": "adapters:\n  - name: alpha\n  - name: beta\n    path: beta\n",
+    "unknown entry field": "adapters:\n  - name: alpha\n    path: alpha\n    rank: 8\n",
+    "unknown defaults field": "adapters:\n  - {name: alpha, path: alpha, defaults: {temprature: 0.2}}\n",
+    "temperature out of range": "adapters:\n  - {name: alpha, path: alpha, defaults: {temperature: 5}}\n",
+    "duplicate names": GOOD + "  - name: alpha\n    path: gamma\n",
+    "bad name in an entry": GOOD + "  - name: ../gamma\n    path: gamma\n",
+    "reserved name in an entry": GOOD + "  - name: auto\n    path: gamma\n",
+    "missing folder in an entry": GOOD + "  - name: gamma\n    path: nowhere\n",
+    "path escaping the root": GOOD + "  - name: gamma\n    path: ../gamma\n",
+}
+
+
+@pytest.mark.parametrize("text", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_file_registers_nothing(registry: AdapterRegistry, tmp_path: Path, text: str) -> None:
+    registry.register(AdapterRegistration(name="gamma-runtime", path="gamma"))
+    before = registry.list()
+    with pytest.raises(RegistryError) as err:
+        registry.seed_from_yaml(write(tmp_path, text))
+    assert err.value.param == "registry_file"
+    assert "registry.yaml" in err.value.message
+    assert registry.list() == before
+
+
+def test_invalid_adapter_in_file_is_named_and_nothing_is_registered(
+    registry: AdapterRegistry, tmp_path: Path, adapter_root: Path
+) -> None:
+    edit_config(adapter_root / "beta", r=64)
+    with pytest.raises(RegistryError) as err:
+        registry.seed_from_yaml(write(tmp_path, GOOD))
+    assert err.value.param == "registry_file"
+    assert "#2 ('beta')" in err.value.message and "adapter_config.r" in err.value.message
+    assert err.value.__cause__ is not None and err.value.__cause__.status_code == 422
+    # alpha came first and was valid, yet it is not registered.
+    assert registry.list() == []
+
+
+def test_missing_file_is_refused(registry: AdapterRegistry, tmp_path: Path) -> None:
+    with pytest.raises(RegistryError) as err:
+        registry.seed_from_yaml(tmp_path / "absent.yaml")
+    assert err.value.param == "registry_file"
+
+
+class RacedStore(SqliteAdapterStore):
+    """The real store, where another process registers 'beta' just before this one stores it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.rival = SqliteAdapterStore(path)
+
+    def add(self, **fields: object) -> object:
+        if fields["name"] == "beta" and self.rival.get("beta") is None:
+            self.rival.add(**fields)
+        return super().add(**fields)
+
+
+def test_store_failure_midway_rolls_back_the_seed(
+    tmp_path: Path, adapter_root: Path, base_info: BaseModelInfo
+) -> None:
+    store = RacedStore(tmp_path / "raced.sqlite3")
+    try:
+        registry = make_registry(store, adapter_root, base_info)
+        with pytest.raises(RegistryError) as err:
+            registry.seed_from_yaml(write(tmp_path, GOOD))
+        assert err.value.status_code == 409
+        # alpha was stored before the clash and has been taken out again; the rival's beta stays.
+        assert registry.names() == ["beta"]
+    finally:
+        store.rival.close()
+        store.close()
