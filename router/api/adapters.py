@@ -1,0 +1,33 @@
+"""Adapter admin: ``GET/POST /v1/adapters``, ``GET/DELETE /v1/adapters/{name}``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from lora_registry import AdapterRegistration
+from router.api.deps import Adapters
+from router.protocol import AdapterDeleted, AdapterInfo, AdapterList, ErrorResponse
+
+router = APIRouter(tags=["adapters"])
+
+ERRORS = {code: {"model": ErrorResponse} for code in (400, 404, 409, 422)}
+
+
+@router.get("/v1/adapters")
+async def list_adapters(adapters: Adapters) -> AdapterList:
+    return await adapters.list()
+
+
+@router.post("/v1/adapters", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+async def register_adapter(body: AdapterRegistration, adapters: Adapters) -> AdapterInfo:
+    return await adapters.register(body)
+
+
+@router.get("/v1/adapters/{name}", responses=ERRORS)
+async def get_adapter(name: str, adapters: Adapters) -> AdapterInfo:
+    return await adapters.get(name)
+
+
+@router.delete("/v1/adapters/{name}", responses=ERRORS)
+async def unregister_adapter(name: str, adapters: Adapters) -> AdapterDeleted:
+    return await adapters.unregister(name)

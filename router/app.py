@@ -1,0 +1,110 @@
+"""The FastAPI application: services built once in the lifespan, thin routes, OpenAI-shaped errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lora_registry import AdapterRegistry, BaseModelInfo, RegistryError, SqliteAdapterStore
+from router.api import adapters, generation, health, models
+from router.engine import build_engine
+from router.errors import ServingError, error_response
+from router.serving.adapters import AdapterServing
+from router.serving.chat import ChatServing
+from router.serving.completions import CompletionServing
+from router.serving.generation import Generator, InFlight
+from router.serving.health import HealthServing
+from router.serving.models import ModelsServing
+from router.serving.prompts import PromptRenderer
+from router.serving.targets import ModelResolver
+from router.settings import AUTO_MODEL, Settings
+
+logger = logging.getLogger(__name__)
+
+
+def build_registry(settings: Settings) -> AdapterRegistry:
+    root = settings.resolved_adapter_root
+    root.mkdir(parents=True, exist_ok=True)
+    registry = AdapterRegistry(
+        SqliteAdapterStore(settings.resolved_registry_db),
+        adapter_root=root,
+        base=BaseModelInfo.from_folder(settings.resolved_base_model_path, settings.base_model_name),
+        max_rank=settings.max_lora_rank,
+        reserved_names={AUTO_MODEL, settings.base_model_name},
+    )
+    if settings.registry_file is not None:
+        added = registry.seed_from_yaml(settings.registry_file)
+        logger.info("registry file %s added %d adapter(s)", settings.registry_file, len(added))
+    return registry
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    registry = build_registry(settings)
+    renderer = PromptRenderer.from_model_dir(settings.resolved_base_model_path)
+    engine = build_engine(settings)
+    in_flight = InFlight()
+    generator = Generator(engine, in_flight)
+    resolver = ModelResolver(registry, settings.base_model_name)
+    state = app.state
+    state.chat = ChatServing(settings, resolver, renderer, generator)
+    state.completions = CompletionServing(settings, resolver, renderer, generator)
+    state.models = ModelsServing(registry, settings.base_model_name)
+    state.adapters = AdapterServing(registry, engine, in_flight)
+    state.health = HealthServing(engine, in_flight)
+    logger.info("serving %s with %d adapter(s)", settings.base_model_name, len(registry.list()))
+    try:
+        yield
+    finally:
+        # uvicorn has already drained in-flight requests (up to its graceful-shutdown timeout).
+        engine.shutdown()
+
+
+def _json_error(
+    status_code: int, message: str, *, param: str | None = None, code: str | None = None
+) -> JSONResponse:
+    body = error_response(status_code, message, param=param, code=code)
+    return JSONResponse(body.model_dump(), status_code=status_code)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServingError)
+    async def serving_error(_: Request, exc: ServingError) -> JSONResponse:
+        return _json_error(exc.status_code, exc.message, param=exc.param, code=exc.code)
+
+    @app.exception_handler(RegistryError)
+    async def registry_error(_: Request, exc: RegistryError) -> JSONResponse:
+        return _json_error(exc.status_code, exc.message, param=exc.param, code=exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = [str(part) for part in first.get("loc", ()) if part != "body"]
+        param = ".".join(where) or None
+        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        return _json_error(400, message, param=param, code="invalid_request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _json_error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return _json_error(500, "internal error; see the service log", code="internal_error")
+
+
+def build_app(settings: Settings) -> FastAPI:
+    app = FastAPI(title="lora-router", version="0.1.0", lifespan=_lifespan)
+    app.state.settings = settings
+    for module in (generation, models, adapters, health):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    return app

@@ -1,0 +1,54 @@
+"""Errors the serving layer raises, and their rendering in OpenAI's error shape."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from router.protocol import ErrorInfo, ErrorResponse
+
+
+class ServingError(Exception):
+    status_code: int = HTTPStatus.BAD_REQUEST
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequestError(ServingError):
+    status_code = HTTPStatus.BAD_REQUEST
+    code = "invalid_request"
+
+
+class ModelNotFoundError(ServingError):
+    status_code = HTTPStatus.NOT_FOUND
+    code = "model_not_found"
+
+
+class EngineUnavailableError(ServingError):
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "engine_unavailable"
+
+
+def error_type(status_code: int) -> str:
+    if status_code == HTTPStatus.UNAUTHORIZED:
+        return "authentication_error"
+    if status_code == HTTPStatus.FORBIDDEN:
+        return "permission_error"
+    if status_code == HTTPStatus.TOO_MANY_REQUESTS:
+        return "rate_limit_error"
+    if status_code >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+def error_response(
+    status_code: int, message: str, *, param: str | None = None, code: str | None = None
+) -> ErrorResponse:
+    return ErrorResponse(
+        error=ErrorInfo(message=message, type=error_type(status_code), param=param, code=code)
+    )

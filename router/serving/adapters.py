@@ -1,0 +1,48 @@
+"""Adapter administration: register and unregister at runtime (hot swap), no restart."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from lora_registry import AdapterRegistration, AdapterRegistry, AdapterSpec
+from router.engine.base import AdapterRef, Engine
+from router.protocol import AdapterDeleted, AdapterInfo, AdapterList
+from router.serving.generation import InFlight
+
+logger = logging.getLogger(__name__)
+
+
+class AdapterServing:
+    def __init__(self, registry: AdapterRegistry, engine: Engine, in_flight: InFlight) -> None:
+        self._registry = registry
+        self._engine = engine
+        self._in_flight = in_flight
+
+    async def _info(self, specs: list[AdapterSpec]) -> list[AdapterInfo]:
+        loaded = await self._engine.loaded_adapter_ids()
+        return [AdapterInfo.from_spec(spec, loaded=spec.id in loaded) for spec in specs]
+
+    async def list(self) -> AdapterList:
+        return AdapterList(data=await self._info(self._registry.list()))
+
+    async def get(self, name: str) -> AdapterInfo:
+        return (await self._info([self._registry.get(name)]))[0]
+
+    async def register(self, registration: AdapterRegistration) -> AdapterInfo:
+        # Validation reads files: keep it off the event loop so chat keeps streaming meanwhile.
+        spec = await asyncio.to_thread(self._registry.register, registration)
+        # Not loaded here: the engine loads it on first use, and evicts LRU beyond its cache size.
+        return AdapterInfo.from_spec(spec, loaded=False)
+
+    async def unregister(self, name: str) -> AdapterDeleted:
+        spec = await asyncio.to_thread(self._registry.unregister, name)
+        ref = AdapterRef.from_spec(spec)
+
+        async def unload() -> None:
+            await self._engine.remove_adapter(ref)
+            logger.info("adapter %s (id %d) unloaded from the engine", ref.name, ref.id)
+
+        # New requests already get 404; ones streaming on it finish before its weights go.
+        await self._in_flight.when_idle(spec.id, unload)
+        return AdapterDeleted(id=spec.id, name=spec.name)

@@ -1,0 +1,103 @@
+"""Chat completions: resolve the model, apply the adapter's defaults, generate, shape the OpenAI answer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from router.engine.base import SamplingOptions
+from router.errors import ServingError
+from router.protocol import (
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    DeltaMessage,
+    ResponseMessage,
+)
+from router.serving.generation import GenerationServing, ServingResult, usage
+from router.serving.sse import SSE_DONE, sse_error, sse_event
+from router.serving.targets import Target
+
+
+class ChatServing(GenerationServing):
+    async def create(self, request: ChatCompletionRequest) -> ServingResult:
+        request_id = f"chatcmpl-{uuid.uuid4().hex}"
+        target = self._resolver.resolve(request.model)
+        defaults = target.adapter.defaults if target.adapter else None
+        prompt_ids = self._renderer.render_chat(self._renderer.with_defaults(request.messages, defaults))
+        sampling = self._sampling(
+            request,
+            target,
+            prompt_ids,
+            requested_max_tokens=request.requested_max_tokens,
+            prompt_param="messages",
+        )
+        if request.stream:
+            stream = self._stream(request, request_id, target, prompt_ids, sampling)
+            return ServingResult(target, request_id, stream=stream)
+        collected = await self._generator.collect(request_id, prompt_ids, sampling, target)
+        response = ChatCompletionResponse(
+            id=request_id,
+            model=target.model_name,
+            choices=[
+                ChatChoice(
+                    index=i, message=ResponseMessage(content=text), finish_reason=collected.finish_reasons[i]
+                )
+                for i, text in enumerate(collected.texts)
+            ],
+            usage=usage(len(prompt_ids), collected.completion_tokens),
+            routing=target.routing,
+        )
+        return ServingResult(target, request_id, response=response)
+
+    async def _stream(
+        self,
+        request: ChatCompletionRequest,
+        request_id: str,
+        target: Target,
+        prompt_ids: list[int],
+        sampling: SamplingOptions,
+    ) -> AsyncIterator[str]:
+        created = int(time.time())
+
+        def chunk(choices: list[ChatChunkChoice], **extra: object) -> str:
+            return sse_event(
+                ChatCompletionChunk(
+                    id=request_id, created=created, model=target.model_name, choices=choices, **extra
+                )
+            )
+
+        # The first chunk opens every choice with the assistant role and carries the routing explanation.
+        yield chunk(
+            [
+                ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
+                for i in range(sampling.n)
+            ],
+            routing=target.routing,
+        )
+        completion_tokens = 0
+        try:
+            async for step in self._generator.stream(request_id, prompt_ids, sampling, target):
+                choices = []
+                for delta in step.deltas:
+                    completion_tokens += delta.num_tokens
+                    if delta.text or delta.finish_reason:
+                        choices.append(
+                            ChatChunkChoice(
+                                index=delta.index,
+                                delta=DeltaMessage(content=delta.text or None),
+                                finish_reason=delta.finish_reason,
+                            )
+                        )
+                if choices:
+                    yield chunk(choices)
+        except ServingError as exc:
+            # Headers are gone already: the error travels as an event, and the stream still ends cleanly.
+            yield sse_error(exc)
+        else:
+            if request.include_usage:
+                yield chunk([], usage=usage(len(prompt_ids), completion_tokens))
+        yield SSE_DONE

@@ -1,0 +1,205 @@
+"""What chat and text completions share: sampling resolution, engine streams, in-flight accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import aclosing, contextmanager
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from lora_registry import GenerationDefaults
+from router.engine.base import Engine, EngineError, GenerationStep, SamplingOptions
+from router.errors import EngineUnavailableError, InvalidRequestError
+from router.protocol import Usage, _SamplingFields
+from router.serving.prompts import PromptRenderer
+from router.serving.targets import ModelResolver, Target
+from router.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class InFlight:
+    """Requests holding an engine stream, in total and per adapter id.
+
+    Unregistering an adapter must not pull its weights from under a request still streaming on it, so its
+    removal from the engine waits until the adapter's count drops to zero.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._by_adapter: Counter[int] = Counter()
+        self._when_idle: dict[int, list[Callable[[], Awaitable[None]]]] = {}
+
+    @contextmanager
+    def track(self, adapter_id: int | None) -> Iterator[None]:
+        self.total += 1
+        if adapter_id is not None:
+            self._by_adapter[adapter_id] += 1
+        try:
+            yield
+        finally:
+            self.total -= 1
+            if adapter_id is not None:
+                self._by_adapter[adapter_id] -= 1
+                if self._by_adapter[adapter_id] == 0:
+                    del self._by_adapter[adapter_id]
+                    for callback in self._when_idle.pop(adapter_id, []):
+                        asyncio.get_running_loop().create_task(callback())
+
+    async def when_idle(self, adapter_id: int, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` now if no request uses the adapter, else once the last one ends."""
+        if self._by_adapter[adapter_id] == 0:
+            await callback()
+        else:
+            self._when_idle.setdefault(adapter_id, []).append(callback)
+
+
+def resolve_sampling(
+    request: _SamplingFields,
+    *,
+    requested_max_tokens: int | None,
+    defaults: GenerationDefaults | None,
+    default_max_tokens: int,
+    max_n: int,
+    prompt_tokens: int,
+    max_model_len: int,
+    prompt_param: str,
+) -> SamplingOptions:
+    """Request values win over the adapter's defaults, which win over the service's."""
+    defaults = defaults or GenerationDefaults()
+    if request.n > max_n:
+        raise InvalidRequestError(f"n must be at most {max_n}, got {request.n}", param="n")
+    room = max_model_len - prompt_tokens
+    if room <= 0:
+        raise InvalidRequestError(
+            f"The prompt is {prompt_tokens} tokens; this model's context is {max_model_len} tokens",
+            param=prompt_param,
+            code="context_length_exceeded",
+        )
+    max_tokens = requested_max_tokens or defaults.max_tokens
+    if requested_max_tokens is not None and requested_max_tokens > room:
+        raise InvalidRequestError(
+            f"max_tokens={requested_max_tokens} plus the prompt's {prompt_tokens} tokens exceeds the "
+            f"model's context of {max_model_len} tokens; at most {room} tokens can be generated",
+            param="max_tokens",
+            code="context_length_exceeded",
+        )
+    stops = list(dict.fromkeys([*defaults.stop, *request.stop_list]))
+    return SamplingOptions(
+        max_tokens=min(max_tokens or default_max_tokens, room),
+        temperature=_first(request.temperature, defaults.temperature, 1.0),
+        top_p=_first(request.top_p, defaults.top_p, 1.0),
+        n=request.n,
+        stop=tuple(stops),
+        seed=request.seed,
+        ignore_eos=request.ignore_eos,
+    )
+
+
+def _first(*values: float | None) -> float:
+    return next(v for v in values if v is not None)
+
+
+@dataclass
+class Collected:
+    """A whole generation gathered from a stream: text and finish reason per completion index."""
+
+    n: int
+    texts: list[str] = field(init=False)
+    finish_reasons: list[str | None] = field(init=False)
+    completion_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        self.texts = [""] * self.n
+        self.finish_reasons = [None] * self.n
+
+    def add(self, step: GenerationStep) -> None:
+        for delta in step.deltas:
+            self.texts[delta.index] += delta.text
+            self.completion_tokens += delta.num_tokens
+            if delta.finish_reason is not None:
+                self.finish_reasons[delta.index] = delta.finish_reason
+
+
+@dataclass
+class ServingResult:
+    """Either a whole response or an SSE stream, with what the API needs for its headers."""
+
+    target: Target
+    request_id: str
+    response: BaseModel | None = None
+    stream: AsyncIterator[str] | None = None
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
+
+
+class Generator:
+    """Runs one engine request for a resolved target, keeping in-flight counts and mapping engine faults."""
+
+    def __init__(self, engine: Engine, in_flight: InFlight) -> None:
+        self.engine = engine
+        self.in_flight = in_flight
+
+    async def stream(
+        self, request_id: str, prompt_ids: list[int], sampling: SamplingOptions, target: Target
+    ) -> AsyncIterator[GenerationStep]:
+        adapter = target.adapter_ref
+        with self.in_flight.track(adapter.id if adapter else None):
+            try:
+                # Closing this stream early (client gone) must close the engine's, which aborts the request.
+                async with aclosing(self.engine.generate(request_id, prompt_ids, sampling, adapter)) as steps:
+                    async for step in steps:
+                        yield step
+            except EngineError as exc:
+                logger.error("request %s failed in the engine: %s", request_id, exc)
+                raise EngineUnavailableError(str(exc)) from exc
+
+    async def collect(
+        self, request_id: str, prompt_ids: list[int], sampling: SamplingOptions, target: Target
+    ) -> Collected:
+        collected = Collected(sampling.n)
+        async for step in self.stream(request_id, prompt_ids, sampling, target):
+            collected.add(step)
+        return collected
+
+
+class GenerationServing:
+    """Base of the endpoints that generate: the pieces each of them resolves a request with."""
+
+    def __init__(
+        self, settings: Settings, resolver: ModelResolver, renderer: PromptRenderer, generator: Generator
+    ) -> None:
+        self._settings = settings
+        self._resolver = resolver
+        self._renderer = renderer
+        self._generator = generator
+
+    def _sampling(
+        self,
+        request: _SamplingFields,
+        target: Target,
+        prompt_ids: list[int],
+        *,
+        requested_max_tokens: int | None,
+        prompt_param: str,
+    ) -> SamplingOptions:
+        return resolve_sampling(
+            request,
+            requested_max_tokens=requested_max_tokens,
+            defaults=target.adapter.defaults if target.adapter else None,
+            default_max_tokens=self._settings.default_max_tokens,
+            max_n=self._settings.max_n,
+            prompt_tokens=len(prompt_ids),
+            max_model_len=self._generator.engine.max_model_len,
+            prompt_param=prompt_param,
+        )
