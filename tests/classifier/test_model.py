@@ -1,0 +1,228 @@
+"""The real SetFit classifier: training, predictions, the fast path against the libraries', safe save/load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from classifier import ArtifactError, Example, IntentClassifier, TrainingDataError
+from classifier.artifact import MANIFEST, MANIFEST_FORMAT
+from classifier.head import LinearHead
+from tests.classifier.conftest import HELD_OUT
+
+
+def copy_of(saved: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(saved, tmp_path / "copy"))
+
+
+def refused(path: Path, *says: str) -> ArtifactError:
+    with pytest.raises(ArtifactError) as caught:
+        IntentClassifier.from_pretrained(path)
+    for text in says:
+        assert text in caught.value.message
+    return caught.value
+
+
+def resign(folder: Path) -> Path:
+    """Rewrite the manifest to match the files, as anyone can: valid, whatever the files hold."""
+    hashes = {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != MANIFEST
+    }
+    lines = "".join(f"{digest}  {name}\n" for name, digest in sorted(hashes.items()))
+    content_hash = hashlib.sha256(lines.encode()).hexdigest()
+    manifest = {"format": MANIFEST_FORMAT, "files": hashes, "content_hash": content_hash}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    return folder
+
+
+def test_labels_are_sorted_and_stored_with_training_metadata(trained: IntentClassifier) -> None:
+    assert trained.labels == ["chat", "math", "sql"]
+    meta = trained.metadata
+    assert (meta["seed"], meta["num_iterations"], meta["example_count"]) == (7, 2, 24)
+    assert meta["label_counts"] == {"chat": 8, "math": 8, "sql": 8}
+    assert {"setfit", "sentence-transformers", "torch", "scikit-learn"} <= meta["versions"].keys()
+    assert trained.content_hash is None
+
+
+def test_progress_runs_from_zero_to_one(trained: IntentClassifier, progress: list[float]) -> None:
+    assert progress[0] == 0.0 and progress[-1] == 1.0
+    assert progress == sorted(progress) and len(progress) > 3
+
+
+def test_held_out_obvious_messages_are_classified_right(trained: IntentClassifier) -> None:
+    texts, expected = zip(*HELD_OUT, strict=True)
+    assert trained.predict(list(texts)) == list(expected)
+    assert trained.predict(texts[0]) == expected[0]
+
+
+def test_shapes_for_string_and_list(trained: IntentClassifier) -> None:
+    one = trained.predict_proba("what is 3 plus 4")
+    many = trained.predict_proba(["what is 3 plus 4", "hello", "select 1"])
+    assert one.shape == (3,) and many.shape == (3, 3)
+    assert one.dtype == np.float64
+    np.testing.assert_allclose(many.sum(axis=1), 1.0, atol=1e-12)
+    assert one.sum() == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(many[0], one, atol=1e-6)
+    assert isinstance(trained.predict("hello"), str)
+    assert trained.predict([]) == [] and trained.predict_proba([]).shape == (0, 3)
+
+
+def test_scores_name_every_label(trained: IntentClassifier) -> None:
+    scores = trained.scores("compute 17 times 3")
+    assert list(scores) == trained.labels
+    assert max(scores, key=scores.get) == "math"
+    assert sum(scores.values()) == pytest.approx(1.0)
+
+
+def test_fast_encode_equals_sentence_transformers_encode(trained: IntentClassifier) -> None:
+    texts = [text for text, _ in HELD_OUT] * 7  # more than one encode batch, mixed lengths
+    np.testing.assert_allclose(trained.encode(texts), trained.body.encode(texts), atol=1e-5)
+
+
+@pytest.mark.parametrize("n_labels", [2, 3])
+def test_numpy_head_equals_sklearn_on_real_embeddings(
+    trained: IntentClassifier, training_examples: list[Example], n_labels: int
+) -> None:
+    examples = [e for e in training_examples if e.label in trained.labels[:n_labels]]
+    x = trained.encode([e.text for e in examples])
+    y = [trained.labels.index(e.label) for e in examples]
+    sklearn_head = LogisticRegression().fit(x, y)
+    probe = trained.encode([text for text, _ in HELD_OUT])
+    np.testing.assert_allclose(
+        LinearHead.from_sklearn(sklearn_head).predict_proba(probe),
+        sklearn_head.predict_proba(probe),
+        atol=1e-6,
+    )
+
+
+def test_same_seed_trains_the_same_model() -> None:
+    examples = [Example(t, "sql") for t in ("select 1", "drop table t", "join a b")] + [
+        Example(t, "chat") for t in ("hi", "hello there", "how are you")
+    ]
+    first, second = (IntentClassifier.train(examples, seed=3, num_iterations=1) for _ in range(2))
+    probe = ["select * from users", "hey"]
+    np.testing.assert_allclose(first.predict_proba(probe), second.predict_proba(probe), atol=1e-6)
+
+
+def test_bad_training_data_is_refused_before_training() -> None:
+    with pytest.raises(TrainingDataError) as caught:
+        IntentClassifier.train(
+            [Example("hi", "chat"), Example("hello", "chat")], body_path=Path("/nonexistent")
+        )
+    assert caught.value.param == "labels"
+
+
+def test_round_trip_gives_identical_probabilities_and_hash(
+    trained: IntentClassifier, saved: Path, tmp_path: Path
+) -> None:
+    loaded = IntentClassifier.from_pretrained(saved)
+    texts = [text for text, _ in HELD_OUT]
+    np.testing.assert_array_equal(loaded.predict_proba(texts), trained.predict_proba(texts))
+    assert loaded.labels == trained.labels
+    assert loaded.metadata == trained.metadata
+    assert (
+        loaded.content_hash
+        == trained.content_hash
+        == json.loads((saved / MANIFEST).read_text())["content_hash"]
+    )
+    # Saving is deterministic: the loaded model saves to the very same bytes.
+    assert loaded.save_pretrained(tmp_path / "again") == loaded.content_hash
+
+
+def test_saved_folder_holds_no_pickle(saved: Path) -> None:
+    names = {p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file()}
+    assert {
+        "head.safetensors",
+        "classifier.json",
+        MANIFEST,
+        "body/model.safetensors",
+        "body/modules.json",
+    } <= names
+    assert not [n for n in names if n.endswith((".pkl", ".bin", ".pt", ".pth", ".joblib", ".pickle"))]
+
+
+def test_tampered_weights_are_refused_naming_the_file(saved: Path, tmp_path: Path) -> None:
+    folder = copy_of(saved, tmp_path)
+    weights = folder / "body" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    refused(folder, "body/model.safetensors", "does not match its sha256")
+
+
+def test_tampered_labels_are_refused_naming_the_file(saved: Path, tmp_path: Path) -> None:
+    folder = copy_of(saved, tmp_path)
+    config = folder / "classifier.json"
+    config.write_text(config.read_text().replace('"sql"', '"admin"'))
+    refused(folder, "classifier.json")
+
+
+class RunsShell:
+    """Unpickling this runs a shell command: what a malicious model_head.pkl would do."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        import os
+
+        return os.system, (self.command,)
+
+
+def test_planted_pickle_is_refused_unopened(saved: Path, tmp_path: Path) -> None:
+    folder = copy_of(saved, tmp_path)
+    marker = tmp_path / "pwned"
+    (folder / "model_head.pkl").write_bytes(pickle.dumps(RunsShell(f"touch {marker}")))
+    refused(folder, "model_head.pkl", "pickle")
+    assert not marker.exists()
+    # The planted file would indeed have run the command; it is the loader that never opened it.
+    pickle.loads((folder / "model_head.pkl").read_bytes())
+    assert marker.exists()
+
+
+def test_pickle_listed_in_a_valid_manifest_is_still_refused(saved: Path, tmp_path: Path) -> None:
+    folder = copy_of(saved, tmp_path)
+    (folder / "body" / "pytorch_model.bin").write_bytes(b"not even a pickle")
+    refused(resign(folder), "body/pytorch_model.bin")
+
+
+def test_missing_manifest_is_refused(saved: Path, tmp_path: Path) -> None:
+    folder = copy_of(saved, tmp_path)
+    (folder / MANIFEST).unlink()
+    refused(folder, MANIFEST, "missing")
+
+
+def test_labels_disagreeing_with_head_are_refused(saved: Path, tmp_path: Path) -> None:
+    folder = copy_of(saved, tmp_path)
+    config_path = folder / "classifier.json"
+    config = json.loads(config_path.read_text())
+    config["labels"].append("extra")
+    config_path.write_text(json.dumps(config))
+    refused(resign(folder), "head.safetensors has 3 classes", "4 labels")
+
+
+def test_foreign_module_in_body_is_refused(saved: Path, tmp_path: Path) -> None:
+    folder = copy_of(saved, tmp_path)
+    modules_path = folder / "body" / "modules.json"
+    modules = json.loads(modules_path.read_text())
+    modules[-1]["type"] = "os.system"
+    modules_path.write_text(json.dumps(modules))
+    refused(resign(folder), "body/modules.json", "'os.system'")
+
+
+def test_evaluate_uses_the_models_predictions(trained: IntentClassifier) -> None:
+    examples = [Example(text, label) for text, label in HELD_OUT]
+    report = trained.evaluate(examples, thresholds=[0.0, 1.01], fallback_label="chat")
+    assert report.count == len(HELD_OUT) and report.accuracy == 1.0
+    assert report.labels == trained.labels
+    assert [row.fallback_rate for row in report.thresholds] == [0.0, 1.0]
+    assert report.thresholds[1].accuracy_with_fallback == pytest.approx(2 / 6)
