@@ -135,6 +135,7 @@ class AdapterRegistry:
             size_bytes=validated.size_bytes,
             description=reg.description,
             defaults=reg.defaults,
+            examples=reg.examples,
             created_at=int(time.time()),
         )
 

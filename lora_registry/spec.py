@@ -12,6 +12,8 @@ from lora_registry.errors import InvalidAdapterNameError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_STOP_SEQUENCES = 8
+MAX_EXAMPLES = 256
+MAX_EXAMPLE_CHARS = 2000
 
 
 class GenerationDefaults(BaseModel):
@@ -39,6 +41,11 @@ class AdapterRegistration(BaseModel):
     path: str = Field(description="Adapter folder, relative to the adapter root or absolute inside it.")
     description: str = Field(default="", max_length=1000)
     defaults: GenerationDefaults = Field(default_factory=GenerationDefaults)
+    examples: list[Annotated[str, Field(min_length=1, max_length=MAX_EXAMPLE_CHARS)]] = Field(
+        default_factory=list,
+        max_length=MAX_EXAMPLES,
+        description="Utterances for the router label named like this adapter; they extend its training set.",
+    )
 
 
 class AdapterSpec(BaseModel):
@@ -56,6 +63,7 @@ class AdapterSpec(BaseModel):
     size_bytes: int
     description: str
     defaults: GenerationDefaults
+    examples: list[str] = []
     created_at: int
 
 

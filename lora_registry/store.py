@@ -27,6 +27,7 @@ class AdapterStore(Protocol):
         size_bytes: int,
         description: str,
         defaults: GenerationDefaults,
+        examples: list[str],
         created_at: int,
     ) -> AdapterSpec:
         """Store a new adapter; raises AdapterExistsError when the name is taken."""
@@ -55,11 +56,13 @@ CREATE TABLE IF NOT EXISTS adapters (
     size_bytes INTEGER NOT NULL,
     description TEXT NOT NULL,
     defaults TEXT NOT NULL,
+    examples TEXT NOT NULL,
     created_at INTEGER NOT NULL
 )
 """
 COLUMNS = (
-    "id, name, path, base_model, rank, alpha, target_modules, size_bytes, description, defaults, created_at"
+    "id, name, path, base_model, rank, alpha, target_modules, size_bytes, description, defaults, examples, "
+    "created_at"
 )
 
 
@@ -88,6 +91,7 @@ class SqliteAdapterStore:
         size_bytes: int,
         description: str,
         defaults: GenerationDefaults,
+        examples: list[str],
         created_at: int,
     ) -> AdapterSpec:
         row = (
@@ -100,13 +104,14 @@ class SqliteAdapterStore:
             size_bytes,
             description,
             defaults.model_dump_json(),
+            json.dumps(examples),
             created_at,
         )
         with self._lock, self._transaction():
             try:
                 cursor = self._conn.execute(
                     "INSERT INTO adapters (name, path, base_model, rank, alpha, target_modules, size_bytes, "
-                    "description, defaults, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "description, defaults, examples, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
             except sqlite3.IntegrityError:
@@ -156,6 +161,7 @@ def _to_spec(row: tuple) -> AdapterSpec:
         size_bytes,
         description,
         defaults,
+        examples,
         created_at,
     ) = row
     return AdapterSpec(
@@ -169,5 +175,6 @@ def _to_spec(row: tuple) -> AdapterSpec:
         size_bytes=size_bytes,
         description=description,
         defaults=GenerationDefaults.model_validate_json(defaults),
+        examples=json.loads(examples),
         created_at=created_at,
     )

@@ -22,6 +22,7 @@ def add(store: SqliteAdapterStore, name: str, **overrides: object) -> AdapterSpe
         "size_bytes": 1234,
         "description": f"{name} expert",
         "defaults": GenerationDefaults(stop=["\n\n"], temperature=0.0),
+        "examples": ["How many orders were placed?", "List every customer"],
         "created_at": 1_700_000_000,
     }
     return store.add(**(fields | overrides))
