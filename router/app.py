@@ -12,9 +12,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lora_registry import AdapterRegistry, BaseModelInfo, RegistryError, SqliteAdapterStore
-from router.api import adapters, generation, health, models
+from router.api import adapters, generation, health, models, routing
 from router.engine import build_engine
 from router.errors import ServingError, error_response
+from router.routing.manager import RouterManager, TrainingOptions
+from router.routing.policy import PolicyConfig
+from router.routing.store import RouterStore
 from router.serving.adapters import AdapterServing
 from router.serving.chat import ChatServing
 from router.serving.completions import CompletionServing
@@ -22,6 +25,7 @@ from router.serving.generation import Generator, InFlight
 from router.serving.health import HealthServing
 from router.serving.models import ModelsServing
 from router.serving.prompts import PromptRenderer
+from router.serving.routing import RoutingServing
 from router.serving.targets import ModelResolver
 from router.settings import AUTO_MODEL, Settings
 
@@ -44,21 +48,51 @@ def build_registry(settings: Settings) -> AdapterRegistry:
     return registry
 
 
+def build_router(settings: Settings, registry: AdapterRegistry) -> RouterManager:
+    import torch
+
+    # The engine core is another process with its own threads; more here only fight it for the cores.
+    torch.set_num_threads(settings.router_threads)
+    config = PolicyConfig(
+        threshold=settings.router_threshold,
+        min_margin=settings.router_min_margin,
+        fallback=settings.resolved_router_fallback,
+        base_model=settings.base_model_name,
+        route_map=settings.resolved_route_map,
+    )
+    router = RouterManager(
+        RouterStore(settings.router_dir),
+        config,
+        adapters=lambda: set(registry.names()),
+        context_turns=settings.router_context_turns,
+        training=TrainingOptions(
+            seed=settings.seed,
+            num_iterations=settings.router_train_iterations,
+            max_examples=settings.router_max_examples,
+            max_text_chars=settings.router_max_text_chars,
+        ),
+    )
+    router.load_current()
+    return router
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     registry = build_registry(settings)
     renderer = PromptRenderer.from_model_dir(settings.resolved_base_model_path)
+    router = build_router(settings, registry)
     engine = build_engine(settings)
     in_flight = InFlight()
     generator = Generator(engine, in_flight)
-    resolver = ModelResolver(registry, settings.base_model_name)
+    resolver = ModelResolver(registry, router, settings.base_model_name)
     state = app.state
     state.chat = ChatServing(settings, resolver, renderer, generator)
     state.completions = CompletionServing(settings, resolver, renderer, generator)
     state.models = ModelsServing(registry, settings.base_model_name)
     state.adapters = AdapterServing(registry, engine, in_flight)
     state.health = HealthServing(engine, in_flight)
+    state.routing = RoutingServing(router, resolver, registry)
     logger.info("serving %s with %d adapter(s)", settings.base_model_name, len(registry.list()))
     try:
         yield
@@ -104,7 +138,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def build_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="lora-router", version="0.1.0", lifespan=_lifespan)
     app.state.settings = settings
-    for module in (generation, models, adapters, health):
+    for module in (generation, routing, models, adapters, health):
         app.include_router(module.router)
     _install_error_handlers(app)
     return app

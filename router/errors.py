@@ -29,6 +29,16 @@ class ModelNotFoundError(ServingError):
     code = "model_not_found"
 
 
+class RouterBusyError(ServingError):
+    status_code = HTTPStatus.CONFLICT
+    code = "router_training_in_progress"
+
+
+class TrainingRejectedError(ServingError):
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "invalid_training_data"
+
+
 class EngineUnavailableError(ServingError):
     status_code = HTTPStatus.SERVICE_UNAVAILABLE
     code = "engine_unavailable"

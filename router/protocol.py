@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lora_registry import AdapterSpec, GenerationDefaults
 
@@ -101,8 +101,69 @@ class RoutingInfo(BaseModel):
 
     requested_model: str
     mode: Literal["auto", "pinned", "base"]
+    model: str
+    """What answered: an adapter name or the base model's name."""
     adapter: str | None = None
+    label: str | None = None
+    confidence: float | None = None
+    scores: dict[str, float] | None = None
     fallback_reason: str | None = None
+    detail: str | None = None
+    latency_ms: float | None = None
+    router_version: str | None = None
+
+
+class RouteRequest(_Request):
+    """Either a conversation (routed as chat would be) or one text."""
+
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
+    text: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> RouteRequest:
+        if (self.messages is None) == (self.text is None):
+            raise ValueError("send exactly one of `messages` or `text`")
+        return self
+
+    @property
+    def conversation(self) -> list[ChatMessage]:
+        return self.messages or [ChatMessage(role="user", content=self.text or "")]
+
+
+class TrainingExample(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    label: str
+
+
+class RouterTrainRequest(_Request):
+    examples: list[TrainingExample] = Field(default_factory=list)
+    mode: Literal["extend", "replace"] = "extend"
+    """extend: the live router's examples plus these; replace: only these. Registered adapters' own
+    example utterances are always included."""
+
+
+class RouterInfo(BaseModel):
+    object: Literal["router"] = "router"
+    version: str | None
+    labels: list[str]
+    route_map: dict[str, str]
+    """Where each label goes: an adapter name or the base model."""
+    fallback: str
+    threshold: float
+    min_margin: float
+    num_examples: int
+    activated_at: int | None
+    training: bool
+    training_progress: float
+    last_training_error: str | None = None
+
+
+class RouterExamples(BaseModel):
+    object: Literal["list"] = "list"
+    version: str | None
+    data: list[TrainingExample]
 
 
 class Usage(BaseModel):

@@ -66,6 +66,35 @@ class Settings(BaseSettings):
     )
     max_n: int = Field(default=8, ge=1, description="Largest `n` accepted.")
 
+    # Routing (`model: "auto"`)
+    router_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Below this top-label probability, `auto` falls back."
+    )
+    router_min_margin: float = Field(
+        default=0.1, ge=0, le=1, description="Below this gap between the top two labels, `auto` falls back."
+    )
+    router_fallback: str | None = Field(
+        default=None, description="Model answering when `auto` does not pick one. Default: the base model."
+    )
+    route_map: dict[str, str] | None = Field(
+        default=None,
+        description='JSON label → model (adapter or base). Default: {"chat": BASE_MODEL_NAME}; other labels '
+        "go to the adapter of the same name.",
+    )
+    router_context_turns: int = Field(
+        default=1, ge=1, description="How many of the latest user turns the router classifies."
+    )
+    router_examples_file: Path | None = Field(
+        default=None,
+        description="Examples `prepare` trains the default router on. Default: the shipped intents.",
+    )
+    router_threads: int = Field(
+        default=1, ge=1, description="Torch threads of the service process (router); the engine has its own."
+    )
+    router_train_iterations: int = Field(default=20, ge=1, description="SetFit pair-sampling iterations.")
+    router_max_examples: int = Field(default=5000, ge=2, description="Largest training set accepted.")
+    router_max_text_chars: int = Field(default=2000, ge=1, description="Longest training example accepted.")
+
     graceful_shutdown_s: float = Field(
         default=20.0, ge=0, description="Seconds in-flight requests get on SIGTERM."
     )
@@ -83,6 +112,22 @@ class Settings(BaseSettings):
     @property
     def resolved_adapter_root(self) -> Path:
         return self.adapter_root or self.data_dir / "adapters"
+
+    @property
+    def resolved_router_fallback(self) -> str:
+        return self.router_fallback or self.base_model_name
+
+    @property
+    def resolved_route_map(self) -> dict[str, str]:
+        return self.route_map if self.route_map is not None else {"chat": self.base_model_name}
+
+    @property
+    def resolved_router_examples_file(self) -> Path:
+        return self.router_examples_file or Path(__file__).parent / "defaults" / "intents.yaml"
+
+    @property
+    def router_dir(self) -> Path:
+        return self.data_dir / "routers"
 
     @property
     def resolved_registry_db(self) -> Path:

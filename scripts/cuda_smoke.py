@@ -25,7 +25,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from router.process import ServiceProcess  # noqa: E402 (after the repo is on sys.path)
 
 BASE_NAME = "SmolLM2-135M-Instruct"
 ADAPTERS = {"alpha": 1, "beta": 2, "gamma": 3}  # name -> seed of the random LoRA weights
@@ -60,7 +61,9 @@ class Results:
 
     def check(self, name: str, ok: bool, **detail: Any) -> bool:
         self.checks[name] = {"ok": bool(ok), **detail}
-        print(f"  [{'PASS' if ok else 'FAIL'}] {name}" + (f"  {_short(detail)}" if detail else ""), flush=True)
+        print(
+            f"  [{'PASS' if ok else 'FAIL'}] {name}" + (f"  {_short(detail)}" if detail else ""), flush=True
+        )
         return bool(ok)
 
     def guard(self, name: str, fn: Callable[[], None]) -> None:
@@ -68,7 +71,9 @@ class Results:
         try:
             fn()
         except Exception as exc:  # noqa: BLE001 - a smoke test reports every failure
-            self.check(name, False, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc()[-1500:])
+            self.check(
+                name, False, error=f"{type(exc).__name__}: {exc}", trace=traceback.format_exc()[-1500:]
+            )
 
     @property
     def ok(self) -> bool:
@@ -168,92 +173,22 @@ def prepare(work: Path, base_model_dir: Path | None) -> tuple[Path, Path, dict[s
 # ----------------------------------------------------------------------------------------------- service
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """The real service in its own process group (the vLLM engine core is its child and must go with it)."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-        self.env = {**os.environ, **env, "LORA_ROUTER_PORT": str(self.port), "PYTHONPATH": pythonpath}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start_s: float | None = None
-
-    def command(self) -> list[str]:
-        cli = Path(sys.executable).with_name("lora-router")
-        if cli.is_file() and not os.environ.get("SMOKE_NO_ENTRY_POINT"):  # the installed entry point (``pip install -e .``)
-            return [str(cli), "serve", "--log-level", "info"]
-        # Not installed (the GPU machine): the same typer app, run from the repository.
-        return [sys.executable, "-c", "from router.cli import app; app()", "serve", "--log-level", "info"]
-
-    def start(self, timeout_s: float) -> None:
-        import httpx
-
-        cmd = self.command()
-        print(f"  starting: {' '.join(cmd)}", flush=True)
-        log = self.log_path.open("ab")
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log, start_new_session=True, cwd=REPO)
-        deadline = t0 + timeout_s
-        while time.perf_counter() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited with {self.proc.returncode}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    self.start_s = round(time.perf_counter() - t0, 1)
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"service not ready after {timeout_s:.0f}s")
-
-    def stop(self, timeout_s: float = 60.0) -> tuple[int | None, float]:
-        if self.proc is None:
-            return None, 0.0
-        t0 = time.perf_counter()
-        code: int | None = self.proc.poll()
-        if code is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                code = self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                code = None
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
-        return code, round(time.perf_counter() - t0, 1)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def engine_log_lines(self, limit: int = 14) -> list[str]:
-        """vLLM's own start-up timings and memory figures, for the record."""
-        pattern = re.compile(
-            r"(took|takes|KV cache|Maximum concurrency|Model loading|graph capturing|torch\.compile|"
-            r"attention backend|Using .*backend|max_num_seqs)",
-            re.IGNORECASE,
-        )
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return []
-        picked = []
-        for line in text.splitlines():
-            if pattern.search(line) and "warning" not in line.lower()[:60]:
-                picked.append(re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[-220:])
-        return picked[:limit]
+def engine_log_lines(log_path: Path, limit: int = 14) -> list[str]:
+    """vLLM's own start-up timings and memory figures, for the record."""
+    pattern = re.compile(
+        r"(took|takes|KV cache|Maximum concurrency|Model loading|graph capturing|torch\.compile|"
+        r"attention backend|Using .*backend|max_num_seqs)",
+        re.IGNORECASE,
+    )
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return []
+    picked = []
+    for line in text.splitlines():
+        if pattern.search(line) and "warning" not in line.lower()[:60]:
+            picked.append(re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[-220:])
+    return picked[:limit]
 
 
 # ----------------------------------------------------------------------------------------------- checks
@@ -271,14 +206,14 @@ def _chat(client: Any, model: str, prompt: str, max_tokens: int, **extra: Any) -
 
 def _divergence(a: str, b: str) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1
     return n
 
 
-def run_checks(r: Results, service: Service, args: argparse.Namespace) -> None:
+def run_checks(r: Results, service: ServiceProcess, args: argparse.Namespace) -> None:
     import httpx
     import openai
 
@@ -317,11 +252,15 @@ def run_checks(r: Results, service: Service, args: argparse.Namespace) -> None:
                 if choice.delta.content:
                     pieces.append(choice.delta.content)
         text = "".join(pieces)
-        expected = answers.get(model) or _chat(client, model, PARIS, args.max_tokens).choices[0].message.content
+        expected = (
+            answers.get(model) or _chat(client, model, PARIS, args.max_tokens).choices[0].message.content
+        )
         r.check("stream_equals_non_stream", text == expected and len(pieces) > 1, chunks=chunks, text=text)
 
     def mixed_batch() -> None:
-        requests = [(models[i % len(models)], PROMPTS[(i // len(models)) % len(PROMPTS)]) for i in range(args.batch)]
+        requests = [
+            (models[i % len(models)], PROMPTS[(i // len(models)) % len(PROMPTS)]) for i in range(args.batch)
+        ]
 
         async def together() -> tuple[list[str], int, float]:
             aclient = openai.AsyncOpenAI(
@@ -331,7 +270,11 @@ def run_checks(r: Results, service: Service, args: argparse.Namespace) -> None:
             resps = await asyncio.gather(*(_achat(aclient, m, p, args.max_tokens) for m, p in requests))
             wall = time.perf_counter() - t0
             await aclient.close()
-            return [x.choices[0].message.content for x in resps], sum(x.usage.completion_tokens for x in resps), wall
+            return (
+                [x.choices[0].message.content for x in resps],
+                sum(x.usage.completion_tokens for x in resps),
+                wall,
+            )
 
         batched, tokens, wall = asyncio.run(together())
         r.info["mixed_batch"] = {
@@ -344,7 +287,7 @@ def run_checks(r: Results, service: Service, args: argparse.Namespace) -> None:
         alone = [_chat(client, m, p, args.max_tokens).choices[0].message.content for m, p in requests]
         mismatches = [
             {"model": m, "prompt": p, "batched": b, "alone": a, "same_first_chars": _divergence(a, b)}
-            for (m, p), b, a in zip(requests, batched, alone)
+            for (m, p), b, a in zip(requests, batched, alone, strict=False)
             if a != b
         ]
         r.check(
@@ -357,7 +300,7 @@ def run_checks(r: Results, service: Service, args: argparse.Namespace) -> None:
         )
         # Informational: how many distinct answers each prompt got across the models of the batch.
         by_prompt: dict[str, dict[str, str]] = {}
-        for (m, p), a in zip(requests, alone):
+        for (m, p), a in zip(requests, alone, strict=False):
             by_prompt.setdefault(p, {})[m] = a
         r.info["mixed_batch"]["distinct_answers_per_prompt"] = {
             p[:32]: f"{len(set(v.values()))}/{len(v)}" for p, v in by_prompt.items()
@@ -367,8 +310,14 @@ def run_checks(r: Results, service: Service, args: argparse.Namespace) -> None:
         name, _ = RUNTIME_ADAPTER
         with httpx.Client(base_url=service.url, timeout=120) as http:
             resp = http.post("/v1/adapters", json={"name": name, "path": name})
-            r.check("register_runtime_adapter", resp.status_code == 201, status=resp.status_code,
-                    body=resp.json() if resp.headers.get("content-type", "").startswith("application/json") else resp.text)
+            r.check(
+                "register_runtime_adapter",
+                resp.status_code == 201,
+                status=resp.status_code,
+                body=resp.json()
+                if resp.headers.get("content-type", "").startswith("application/json")
+                else resp.text,
+            )
             listed = name in [m.id for m in client.models.list().data]
             text = _chat(client, name, PARIS, args.max_tokens).choices[0].message.content
             r.info["greedy_answers"][name] = text
@@ -381,8 +330,12 @@ def run_checks(r: Results, service: Service, args: argparse.Namespace) -> None:
             except openai.NotFoundError as exc:
                 body = exc.body if isinstance(exc.body, dict) else {}
                 gone = name not in [m.id for m in client.models.list().data]
-                r.check("unregistered_adapter_404", exc.status_code == 404 and gone, status=exc.status_code,
-                        message=(body.get("message") or str(body))[:160])
+                r.check(
+                    "unregistered_adapter_404",
+                    exc.status_code == 404 and gone,
+                    status=exc.status_code,
+                    message=(body.get("message") or str(body))[:160],
+                )
 
     def bench() -> None:
         """Throughput of N concurrent requests of exactly K tokens: adapters mixed vs. the base alone."""
@@ -394,26 +347,45 @@ def run_checks(r: Results, service: Service, args: argparse.Namespace) -> None:
                 base_url=f"{service.url}/v1", api_key="not-needed", max_retries=0, timeout=600
             )
             t0 = time.perf_counter()
-            resps = await asyncio.gather(*(
-                _achat(aclient, mix[i % len(mix)], PROMPTS[i % len(PROMPTS)], args.bench_tokens,
-                       extra_body={"ignore_eos": True})
-                for i in range(args.bench_requests)
-            ))
+            resps = await asyncio.gather(
+                *(
+                    _achat(
+                        aclient,
+                        mix[i % len(mix)],
+                        PROMPTS[i % len(PROMPTS)],
+                        args.bench_tokens,
+                        extra_body={"ignore_eos": True},
+                    )
+                    for i in range(args.bench_requests)
+                )
+            )
             wall = time.perf_counter() - t0
             await aclient.close()
             tokens = sum(x.usage.completion_tokens for x in resps)
-            return {"models": len(mix), "completion_tokens": tokens, "wall_s": round(wall, 3),
-                    "tokens_per_s": round(tokens / wall, 1)}
+            return {
+                "models": len(mix),
+                "completion_tokens": tokens,
+                "wall_s": round(wall, 3),
+                "tokens_per_s": round(tokens / wall, 1),
+            }
 
         asyncio.run(run(models))  # warm-up: every adapter resident, kernels tuned for these shapes
         base_only = asyncio.run(run([BASE_NAME]))
         mixed = asyncio.run(run(models))
-        r.info["bench"] = {"requests": args.bench_requests, "max_tokens": args.bench_tokens,
-                           "base_only": base_only, "mixed": mixed,
-                           "mixed_vs_base": round(mixed["tokens_per_s"] / base_only["tokens_per_s"], 2)}
+        r.info["bench"] = {
+            "requests": args.bench_requests,
+            "max_tokens": args.bench_tokens,
+            "base_only": base_only,
+            "mixed": mixed,
+            "mixed_vs_base": round(mixed["tokens_per_s"] / base_only["tokens_per_s"], 2),
+        }
         expected = args.bench_requests * args.bench_tokens
-        r.check("bench_token_counts", base_only["completion_tokens"] == expected == mixed["completion_tokens"],
-                base_only_tps=base_only["tokens_per_s"], mixed_tps=mixed["tokens_per_s"])
+        r.check(
+            "bench_token_counts",
+            base_only["completion_tokens"] == expected == mixed["completion_tokens"],
+            base_only_tps=base_only["tokens_per_s"],
+            mixed_tps=mixed["tokens_per_s"],
+        )
 
     r.guard("models_list", models_list)
     r.guard("greedy", greedy)
@@ -445,7 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-model-dir", type=Path, help="Use (or prepare) the base model here.")
     parser.add_argument("--max-tokens", type=int, default=32, help="max_tokens of the greedy checks.")
     parser.add_argument("--batch", type=int, default=16, help="Requests in the concurrent mixed batch.")
-    parser.add_argument("--bench-requests", type=int, default=64, help="Requests per bench run (0: no bench).")
+    parser.add_argument(
+        "--bench-requests", type=int, default=64, help="Requests per bench run (0: no bench)."
+    )
     parser.add_argument("--bench-tokens", type=int, default=128, help="Tokens each bench request generates.")
     parser.add_argument("--ready-timeout", type=float, default=420.0, help="Seconds to wait for /ready.")
     parser.add_argument("--max-model-len", type=int, default=2048)
@@ -467,20 +441,21 @@ def main(argv: list[str] | None = None) -> int:
     r.info["timings"] = timings
 
     print("== service", flush=True)
-    service = Service(
-        {
-            "LORA_ROUTER_ENGINE": "vllm",
-            "LORA_ROUTER_DATA_DIR": str(data),
-            "LORA_ROUTER_BASE_MODEL_PATH": str(base),
-            "LORA_ROUTER_BASE_MODEL_NAME": BASE_NAME,
-            "LORA_ROUTER_ADAPTER_ROOT": str(data / "adapters"),
-            "LORA_ROUTER_REGISTRY_FILE": str(data / "registry.yaml"),
-            "LORA_ROUTER_MAX_MODEL_LEN": str(args.max_model_len),
-            "LORA_ROUTER_KV_CACHE_GIB": os.environ.get("LORA_ROUTER_KV_CACHE_GIB", "1"),
-        },
-        log_path,
-    )
-    r.info["service_env"] = {k: v for k, v in service.env.items() if k.startswith(("LORA_ROUTER_", "VLLM_"))}
+    service_env = {
+        "LORA_ROUTER_ENGINE": "vllm",
+        "LORA_ROUTER_DATA_DIR": str(data),
+        "LORA_ROUTER_BASE_MODEL_PATH": str(base),
+        "LORA_ROUTER_BASE_MODEL_NAME": BASE_NAME,
+        "LORA_ROUTER_ADAPTER_ROOT": str(data / "adapters"),
+        "LORA_ROUTER_REGISTRY_FILE": str(data / "registry.yaml"),
+        "LORA_ROUTER_MAX_MODEL_LEN": str(args.max_model_len),
+        "LORA_ROUTER_KV_CACHE_GIB": os.environ.get("LORA_ROUTER_KV_CACHE_GIB", "1"),
+    }
+    service = ServiceProcess(service_env, log_path)
+    print(f"  starting: {' '.join(service.command)}", flush=True)
+    r.info["service_env"] = {
+        k: v for k, v in {**os.environ, **service_env}.items() if k.startswith(("LORA_ROUTER_", "VLLM_"))
+    }
     code = 0
     try:
         try:
@@ -495,14 +470,21 @@ def main(argv: list[str] | None = None) -> int:
             print("== checks", flush=True)
             r.guard("checks", lambda: run_checks(r, service, args))
     finally:
-        exit_code, stop_s = service.stop()
+        stopping = time.perf_counter()
+        exit_code = service.stop()
+        stop_s = round(time.perf_counter() - stopping, 1)
         if code == 0:
             # uvicorn re-raises the SIGTERM it caught once it has shut down gracefully, so -15 is a clean exit
             # when its shutdown message is in the log.
             graceful = "Application shutdown complete" in service.log_tail(400)
-            r.check("clean_shutdown", exit_code in (0, -signal.SIGTERM) and graceful, exit_code=exit_code,
-                    graceful=graceful, stop_s=stop_s)
-        r.info["engine_log"] = service.engine_log_lines()
+            r.check(
+                "clean_shutdown",
+                exit_code in (0, -signal.SIGTERM) and graceful,
+                exit_code=exit_code,
+                graceful=graceful,
+                stop_s=stop_s,
+            )
+        r.info["engine_log"] = engine_log_lines(log_path)
         timings["total_s"] = round(time.perf_counter() - t_all, 1)
 
     result = r.as_dict()

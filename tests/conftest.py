@@ -5,8 +5,11 @@ Artifacts are cached under `.cache/tests` (git-ignored) so a second run does not
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,15 +18,15 @@ import openai
 import pytest
 
 from router.prepare import prepare_base_model
+from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.adapters import make_lora_adapter
-from tests.service import ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("LORA_ROUTER_TEST_CACHE", REPO / ".cache" / "tests"))
 
 # Adapter folders the suite shares: name -> seed of its random weights.
-SHARED_ADAPTERS = {"alpha": 1, "beta": 2, "gamma": 3, "delta": 4}
+SHARED_ADAPTERS = {"alpha": 1, "beta": 2, "gamma": 3, "delta": 4, "sql": 5, "math": 6, "extract": 7}
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +61,40 @@ adapters:
       max_tokens: 12
   - name: gamma
     path: gamma
+  - name: sql
+    path: sql
+  - name: math
+    path: math
+  - name: extract
+    path: extract
 """
 
 
 @pytest.fixture(scope="session")
-def service_data_dir(tmp_path_factory: pytest.TempPathFactory, adapter_library: Path) -> Path:
+def default_router_dir(base_model_dir: Path) -> Path:
+    """The default router, trained by the real `lora-router train-router` on the shipped intents; retrained
+    only when those examples change."""
+    examples = REPO / "router" / "defaults" / "intents.yaml"
+    data = CACHE / "router-data"
+    stamp = data / "trained-from.sha256"
+    digest = hashlib.sha256(examples.read_bytes()).hexdigest()
+    if not (stamp.is_file() and stamp.read_text() == digest):
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+        cli = Path(sys.executable).with_name("lora-router")
+        env = {**os.environ, "LORA_ROUTER_DATA_DIR": str(data)}
+        subprocess.run([str(cli), "train-router", str(examples)], env=env, check=True)
+        stamp.write_text(digest)
+    return data / "routers"
+
+
+@pytest.fixture(scope="session")
+def service_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, adapter_library: Path, default_router_dir: Path
+) -> Path:
     data = tmp_path_factory.mktemp("service-data")
     shutil.copytree(adapter_library, data / "adapters")
+    shutil.copytree(default_router_dir, data / "routers")
     (data / "registry.yaml").write_text(SEEDED_REGISTRY)
     return data
 
@@ -78,6 +108,8 @@ def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServicePro
         "LORA_ROUTER_REGISTRY_FILE": str(service_data_dir / "registry.yaml"),
         "LORA_ROUTER_KV_CACHE_GIB": "1",
         "LORA_ROUTER_MAX_MODEL_LEN": "2048",
+        # Retraining in tests needs to be quick, not as good as the shipped default.
+        "LORA_ROUTER_ROUTER_TRAIN_ITERATIONS": "5",
     }
     proc = ServiceProcess(env, service_data_dir / "service.log").start()
     yield proc

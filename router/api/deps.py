@@ -11,6 +11,7 @@ from router.serving.chat import ChatServing
 from router.serving.completions import CompletionServing
 from router.serving.health import HealthServing
 from router.serving.models import ModelsServing
+from router.serving.routing import RoutingServing
 
 
 def _chat(request: Request) -> ChatServing:
@@ -33,8 +34,13 @@ def _health(request: Request) -> HealthServing:
     return request.app.state.health
 
 
+def _routing(request: Request) -> RoutingServing:
+    return request.app.state.routing
+
+
 Chat = Annotated[ChatServing, Depends(_chat)]
 Completions = Annotated[CompletionServing, Depends(_completions)]
 Models = Annotated[ModelsServing, Depends(_models)]
 Adapters = Annotated[AdapterServing, Depends(_adapters)]
 Health = Annotated[HealthServing, Depends(_health)]
+Routing = Annotated[RoutingServing, Depends(_routing)]

@@ -19,13 +19,7 @@ CLIENT_CLOSED = 499
 
 
 def _headers(result: ServingResult) -> dict[str, str]:
-    headers = {
-        "x-request-id": result.request_id,
-        "x-lora-adapter": result.target.adapter.name if result.target.adapter else "none",
-    }
-    if result.target.routing.fallback_reason:
-        headers["x-router-fallback"] = result.target.routing.fallback_reason
-    return headers
+    return {"x-request-id": result.request_id, **result.target.headers()}
 
 
 async def _respond(request: Request, work: Awaitable[ServingResult]) -> Response:

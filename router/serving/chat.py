@@ -25,7 +25,7 @@ from router.serving.targets import Target
 class ChatServing(GenerationServing):
     async def create(self, request: ChatCompletionRequest) -> ServingResult:
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
-        target = self._resolver.resolve(request.model)
+        target = await self._resolver.resolve(request.model, request.messages)
         defaults = target.adapter.defaults if target.adapter else None
         prompt_ids = self._renderer.render_chat(self._renderer.with_defaults(request.messages, defaults))
         sampling = self._sampling(

@@ -9,20 +9,24 @@ from collections.abc import AsyncIterator
 
 from router.engine.base import SamplingOptions
 from router.errors import InvalidRequestError, ServingError
-from router.protocol import CompletionChoice, CompletionRequest, CompletionResponse
+from router.protocol import ChatMessage, CompletionChoice, CompletionRequest, CompletionResponse
 from router.serving.generation import GenerationServing, ServingResult, usage
 from router.serving.sse import SSE_DONE, sse_error, sse_event
 from router.serving.targets import Target
+from router.settings import AUTO_MODEL
 
 
 class CompletionServing(GenerationServing):
     async def create(self, request: CompletionRequest) -> ServingResult:
         request_id = f"cmpl-{uuid.uuid4().hex}"
-        target = self._resolver.resolve(request.model)
-        if request.stream and len(request.prompts) > 1:
+        if len(request.prompts) > 1 and (request.stream or request.model == AUTO_MODEL):
             raise InvalidRequestError(
-                "streaming accepts a single prompt; send one request per prompt", param="prompt"
+                "streaming and `auto` routing take a single prompt; send one request per prompt",
+                param="prompt",
             )
+        target = await self._resolver.resolve(
+            request.model, [ChatMessage(role="user", content=request.prompts[0])]
+        )
         encoded = [self._renderer.encode(p) for p in request.prompts]
         if any(not ids for ids in encoded):
             raise InvalidRequestError("prompt must not be empty", param="prompt")

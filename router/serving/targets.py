@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lora_registry import AdapterRegistry, AdapterSpec
 from router.engine.base import AdapterRef
 from router.errors import ModelNotFoundError
-from router.protocol import RoutingInfo
+from router.protocol import ChatMessage, RoutingInfo
+from router.routing.manager import RouterManager
+from router.routing.policy import FallbackReason
 from router.settings import AUTO_MODEL
-
-# Until a router is trained, `auto` answers with the base model and says so.
-NO_ROUTER = "no router is trained yet; answered by the base model"
 
 
 @dataclass(frozen=True)
@@ -24,28 +24,69 @@ class Target:
     def adapter_ref(self) -> AdapterRef | None:
         return AdapterRef.from_spec(self.adapter) if self.adapter else None
 
+    def headers(self) -> dict[str, str]:
+        headers = {"x-lora-adapter": self.adapter.name if self.adapter else "none"}
+        routing = self.routing
+        if routing.mode == "auto":
+            headers |= {
+                "x-router-adapter": routing.adapter or "none",
+                "x-router-label": routing.label or "none",
+                "x-router-confidence": f"{routing.confidence:.4f}"
+                if routing.confidence is not None
+                else "none",
+                "x-router-fallback": routing.fallback_reason or "none",
+                "x-router-latency-ms": f"{routing.latency_ms or 0.0:.2f}",
+                "x-router-version": routing.router_version or "none",
+            }
+        return headers
+
 
 class ModelResolver:
-    def __init__(self, registry: AdapterRegistry, base_model_name: str) -> None:
+    def __init__(self, registry: AdapterRegistry, router: RouterManager, base_model_name: str) -> None:
         self._registry = registry
+        self._router = router
         self.base_model_name = base_model_name
 
     def available(self) -> list[str]:
         return [self.base_model_name, AUTO_MODEL, *self._registry.names()]
 
-    def resolve(self, model: str) -> Target:
-        if model == self.base_model_name:
-            return Target(model, None, RoutingInfo(requested_model=model, mode="base"))
+    async def resolve(self, model: str, messages: Sequence[ChatMessage]) -> Target:
         if model == AUTO_MODEL:
-            return Target(
-                self.base_model_name,
-                None,
-                RoutingInfo(requested_model=model, mode="auto", fallback_reason=NO_ROUTER),
-            )
+            return await self.route(messages)
+        if model == self.base_model_name:
+            return Target(model, None, RoutingInfo(requested_model=model, mode="base", model=model))
         spec = self._registry.find(model)
         if spec is None:
             raise ModelNotFoundError(
                 f"The model {model!r} does not exist. Available: {', '.join(self.available())}",
                 param="model",
             )
-        return Target(spec.name, spec, RoutingInfo(requested_model=model, mode="pinned", adapter=spec.name))
+        return Target(
+            spec.name,
+            spec,
+            RoutingInfo(requested_model=model, mode="pinned", model=spec.name, adapter=spec.name),
+        )
+
+    async def route(self, messages: Sequence[ChatMessage]) -> Target:
+        routed = await self._router.route(messages)
+        decision = routed.decision
+        spec = None if decision.model == self.base_model_name else self._registry.find(decision.model)
+        model, reason, detail = decision.model, decision.fallback_reason, decision.detail
+        if spec is None and model != self.base_model_name:
+            # Unregistered since the decision, or a fallback adapter that is gone: the base answers.
+            model, reason = self.base_model_name, FallbackReason.NO_ADAPTER
+            detail = f"{decision.model!r} is not registered; answered by the base model"
+        routing = RoutingInfo(
+            requested_model=AUTO_MODEL,
+            mode="auto",
+            model=model,
+            adapter=spec.name if spec else None,
+            label=decision.label,
+            confidence=decision.confidence,
+            scores=dict(decision.scores) or None,
+            fallback_reason=reason,
+            detail=detail,
+            latency_ms=round(routed.latency_ms, 3),
+            router_version=routed.version,
+        )
+        return Target(model, spec, routing)

@@ -12,8 +12,8 @@ import httpx
 import openai
 import pytest
 
+from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
-from tests.service import ServiceProcess
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import openai
 
-from tests.service import ServiceProcess
+from router.process import ServiceProcess
 
 
 def test_runtime_registrations_survive_a_restart(

@@ -1,0 +1,94 @@
+"""The service as a child process: for end-to-end tests, benchmarks and smoke runs on other hosts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_command() -> list[str]:
+    cli = Path(sys.executable).with_name("lora-router")
+    if cli.is_file():
+        return [str(cli), "serve", "--log-level", "info"]
+    # Not installed (e.g. a GPU host running from a checkout): the same typer app, from the repository.
+    return [sys.executable, "-c", "from router.cli import app; app()", "serve", "--log-level", "info"]
+
+
+class ServiceProcess:
+    """`lora-router serve` in its own process group, so the engine core (its child) goes down with it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, command: list[str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.command = command or serve_command()
+        pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+        self._env = {**os.environ, **env, "LORA_ROUTER_PORT": str(self.port), "PYTHONPATH": pythonpath}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.start_s: float | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self, timeout_s: float = 300.0) -> ServiceProcess:
+        started = time.monotonic()
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                self.command, env=self._env, stdout=log, stderr=log, start_new_session=True, cwd=REPO
+            )
+        while time.monotonic() - started < timeout_s:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"service exited with {self._proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    self.start_s = round(time.monotonic() - started, 1)
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"service not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        """SIGTERM (graceful drain), then SIGKILL whatever is left of the group; returns the exit code."""
+        if self._proc is None:
+            return None
+        code = self._proc.poll()
+        if code is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                code = self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                code = None
+        try:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self._proc.wait()
+        return code
+
+    def restart(self) -> ServiceProcess:
+        self.stop()
+        return self.start()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

@@ -1,0 +1,178 @@
+"""The live router: classify a conversation, decide, and retrain at runtime without disturbing traffic.
+
+Requests read the live router once, through a single reference; a retrain builds, validates and saves a
+new one off the event loop and replaces that reference only at the end. So a request is always routed by
+one whole router, old or new, and a failed retrain leaves the old one serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from classifier import Example, IntentClassifier, TrainingDataError, check_training_set
+from router.errors import RouterBusyError, TrainingRejectedError
+from router.protocol import ChatMessage
+from router.routing.policy import Decision, FallbackReason, PolicyConfig, decide, fallback, unmapped_labels
+from router.routing.store import RouterStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveRouter:
+    classifier: IntentClassifier
+    version: str
+    examples: list[Example]
+    activated_at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Routed:
+    decision: Decision
+    version: str | None
+    latency_ms: float
+
+
+@dataclass
+class TrainingStatus:
+    running: bool = False
+    progress: float = 0.0
+    started_at: float | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    seed: int = 0
+    num_iterations: int = 20
+    max_examples: int = 5000
+    max_text_chars: int = 2000
+
+
+class RouterManager:
+    def __init__(
+        self,
+        store: RouterStore,
+        config: PolicyConfig,
+        adapters: Callable[[], set[str]],
+        *,
+        context_turns: int = 1,
+        training: TrainingOptions = TrainingOptions(),
+    ) -> None:
+        self._store = store
+        self.config = config
+        self._adapters = adapters
+        self._context_turns = context_turns
+        self._training_options = training
+        self._live: LiveRouter | None = None
+        self._train_lock = asyncio.Lock()
+        self.training = TrainingStatus()
+
+    @property
+    def live(self) -> LiveRouter | None:
+        return self._live
+
+    def load_current(self) -> None:
+        """Load the version the pointer names; a bad artifact is logged and leaves what is live in place."""
+        version = self._store.current_version()
+        if version is None:
+            logger.warning("no router trained yet: `auto` answers with %s", self.config.fallback)
+            return
+        try:
+            classifier, examples = self._store.load(version)
+        except Exception:
+            logger.exception("router %s could not be loaded; keeping the live router", version)
+            return
+        self._live = LiveRouter(classifier, version, examples)
+        missing = unmapped_labels(classifier.labels, self.config, self._adapters())
+        if missing:
+            logger.warning("labels without a registered adapter fall back for now: %s", ", ".join(missing))
+        logger.info("router %s loaded with labels %s", version, ", ".join(classifier.labels))
+
+    def text_to_classify(self, messages: Sequence[ChatMessage]) -> str:
+        user_turns = [m.text for m in messages if m.role == "user"]
+        return "\n".join(user_turns[-self._context_turns :])
+
+    async def route(self, messages: Sequence[ChatMessage]) -> Routed:
+        live = self._live  # one read: this request is routed by one whole router
+        started = time.perf_counter()
+        if live is None:
+            decision = fallback(self.config, FallbackReason.NO_ROUTER, "no router is trained yet")
+            return Routed(decision, None, 0.0)
+        text = self.text_to_classify(messages)
+        try:
+            # Off the event loop: the encoder releases the GIL, so other requests keep streaming meanwhile.
+            probabilities = await asyncio.to_thread(live.classifier.predict_proba, text)
+            scores = {label: float(p) for label, p in zip(live.classifier.labels, probabilities, strict=True)}
+            decision = decide(scores, self.config, self._adapters())
+        except Exception as exc:
+            logger.exception("classifier failed; falling back")
+            decision = fallback(self.config, FallbackReason.CLASSIFIER_ERROR, f"classifier error: {exc}")
+        return Routed(decision, live.version, (time.perf_counter() - started) * 1000)
+
+    def training_set(self, submitted: list[Example], *, replace: bool) -> list[Example]:
+        """The live router's examples (unless replaced), the submitted ones, and registered adapters' own."""
+        base = [] if replace or self._live is None else self._live.examples
+        return list(dict.fromkeys([*base, *submitted]))
+
+    async def train(self, examples: list[Example]) -> LiveRouter:
+        """Train, validate, save and swap in a new router; 409 while another training runs."""
+        if self._train_lock.locked():
+            raise RouterBusyError("a router is already being trained; try again when it has finished")
+        async with self._train_lock:
+            self.training = TrainingStatus(running=True, started_at=time.time())
+            try:
+                return await self._train(examples)
+            except Exception as exc:
+                self.training.last_error = str(exc)
+                raise
+            finally:
+                self.training.running = False
+
+    async def _train(self, examples: list[Example]) -> LiveRouter:
+        options = self._training_options
+        try:
+            check_training_set(
+                examples, max_examples=options.max_examples, max_text_chars=options.max_text_chars
+            )
+        except TrainingDataError as exc:
+            raise TrainingRejectedError(exc.message, param=exc.param) from exc
+        self._check_labels(sorted({e.label for e in examples}))
+
+        def progress(fraction: float) -> None:
+            self.training.progress = fraction
+
+        started = time.perf_counter()
+        classifier = await asyncio.to_thread(
+            IntentClassifier.train,
+            examples,
+            seed=options.seed,
+            num_iterations=options.num_iterations,
+            on_progress=progress,
+        )
+        # Adapters may have come or gone while it trained.
+        self._check_labels(classifier.labels)
+        version = await asyncio.to_thread(self._store.save, classifier, examples)
+        self._store.activate(version)
+        live = LiveRouter(classifier, version, examples)
+        self._live = live
+        logger.info(
+            "router %s trained on %d examples in %.1fs and swapped in",
+            version,
+            len(examples),
+            time.perf_counter() - started,
+        )
+        return live
+
+    def _check_labels(self, labels: list[str]) -> None:
+        missing = unmapped_labels(labels, self.config, self._adapters())
+        if missing:
+            raise TrainingRejectedError(
+                f"labels without an adapter: {', '.join(missing)}. Register an adapter with that name, or "
+                "map the label to a model with LORA_ROUTER_ROUTE_MAP",
+                param="examples",
+            )

@@ -1,0 +1,54 @@
+"""Router jobs run from the CLI (no service needed): train and activate, evaluate the live router."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from classifier import EvalReport, IntentClassifier, check_training_set, load_examples
+from router.routing.store import RouterStore
+from router.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def train_router(
+    settings: Settings,
+    examples_path: Path,
+    *,
+    activate: bool = True,
+    on_progress: Callable[[float], None] | None = None,
+) -> tuple[str, IntentClassifier]:
+    examples = load_examples(examples_path)
+    check_training_set(
+        examples, max_examples=settings.router_max_examples, max_text_chars=settings.router_max_text_chars
+    )
+    classifier = IntentClassifier.train(
+        examples, seed=settings.seed, num_iterations=settings.router_train_iterations, on_progress=on_progress
+    )
+    store = RouterStore(settings.router_dir)
+    version = store.save(classifier, examples)
+    if activate:
+        store.activate(version)
+    return version, classifier
+
+
+def evaluate_router(
+    settings: Settings, heldout_path: Path, version: str | None = None
+) -> tuple[str, EvalReport]:
+    store = RouterStore(settings.router_dir)
+    version = version or store.current_version()
+    if version is None:
+        raise FileNotFoundError(f"no router in {settings.router_dir}; run `lora-router train-router` first")
+    classifier, _ = store.load(version)
+    fallback_label = next(
+        (
+            label
+            for label, target in settings.resolved_route_map.items()
+            if target == settings.resolved_router_fallback
+        ),
+        None,
+    )
+    report = classifier.evaluate(load_examples(heldout_path), fallback_label=fallback_label)
+    return version, report

@@ -1,0 +1,76 @@
+"""Router artifacts on disk: one folder per version (its content hash), and a pointer to the live one.
+
+The pointer is replaced with an atomic rename, so a crash at any moment leaves either the old or the new
+router live, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from classifier import Example, IntentClassifier, load_examples
+
+logger = logging.getLogger(__name__)
+
+EXAMPLES_FILE = "examples.jsonl"
+POINTER_FILE = "current.json"
+
+
+class RouterStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def pointer(self) -> Path:
+        return self.root / POINTER_FILE
+
+    def current_version(self) -> str | None:
+        try:
+            return json.loads(self.pointer.read_text())["version"]
+        except FileNotFoundError:
+            return None
+
+    def folder(self, version: str) -> Path:
+        return self.root / version
+
+    def load(self, version: str) -> tuple[IntentClassifier, list[Example]]:
+        """Load a version; raises the classifier's ArtifactError if the folder was tampered with."""
+        folder = self.folder(version)
+        classifier = IntentClassifier.from_pretrained(folder / "classifier")
+        if classifier.content_hash != version:
+            from classifier import ArtifactError
+
+            raise ArtifactError(f"router {version} holds a classifier with hash {classifier.content_hash}")
+        return classifier, load_examples(folder / EXAMPLES_FILE)
+
+    def save(self, classifier: IntentClassifier, examples: list[Example]) -> str:
+        """Write a version (idempotent: the same content is the same folder) and return its id."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            version = classifier.save_pretrained(staging / "classifier")
+            write_examples(staging / EXAMPLES_FILE, examples)
+            target = self.folder(version)
+            if target.exists():
+                shutil.rmtree(staging)
+            else:
+                staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return version
+
+    def activate(self, version: str) -> None:
+        tmp = self.pointer.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": version}))
+        os.replace(tmp, self.pointer)
+        logger.info("router %s is now the live router", version)
+
+
+def write_examples(path: Path, examples: list[Example]) -> None:
+    path.write_text("".join(json.dumps({"text": e.text, "label": e.label}) + "\n" for e in examples))

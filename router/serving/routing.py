@@ -1,0 +1,58 @@
+"""Router endpoints: explain a decision without generating, show the live router, retrain it at runtime."""
+
+from __future__ import annotations
+
+from classifier import Example
+from lora_registry import AdapterRegistry
+from router.protocol import (
+    RouteRequest,
+    RouterExamples,
+    RouterInfo,
+    RouterTrainRequest,
+    RoutingInfo,
+    TrainingExample,
+)
+from router.routing.manager import RouterManager
+from router.serving.targets import ModelResolver
+
+
+class RoutingServing:
+    def __init__(self, router: RouterManager, resolver: ModelResolver, registry: AdapterRegistry) -> None:
+        self._router = router
+        self._resolver = resolver
+        self._registry = registry
+
+    async def route(self, request: RouteRequest) -> RoutingInfo:
+        return (await self._resolver.route(request.conversation)).routing
+
+    def info(self) -> RouterInfo:
+        live, config, training = self._router.live, self._router.config, self._router.training
+        labels = live.classifier.labels if live else []
+        return RouterInfo(
+            version=live.version if live else None,
+            labels=labels,
+            route_map={label: config.target_of(label) for label in labels},
+            fallback=config.fallback,
+            threshold=config.threshold,
+            min_margin=config.min_margin,
+            num_examples=len(live.examples) if live else 0,
+            activated_at=int(live.activated_at) if live else None,
+            training=training.running,
+            training_progress=training.progress,
+            last_training_error=training.last_error,
+        )
+
+    def examples(self) -> RouterExamples:
+        live = self._router.live
+        data = [TrainingExample(text=e.text, label=e.label) for e in live.examples] if live else []
+        return RouterExamples(version=live.version if live else None, data=data)
+
+    async def train(self, request: RouterTrainRequest) -> RouterInfo:
+        submitted = [Example(text=e.text, label=e.label) for e in request.examples]
+        # Utterances registered with an adapter belong to the label named like the adapter.
+        from_adapters = [
+            Example(text=t, label=spec.name) for spec in self._registry.list() for t in spec.examples
+        ]
+        examples = self._router.training_set([*submitted, *from_adapters], replace=request.mode == "replace")
+        await self._router.train(examples)
+        return self.info()
