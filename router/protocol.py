@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lora_registry import AdapterSpec, GenerationDefaults
+from lora_registry import AdapterSpec
 
 
 class _Request(BaseModel):
@@ -248,24 +248,14 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-class AdapterInfo(BaseModel):
+class AdapterInfo(AdapterSpec):
     object: Literal["adapter"] = "adapter"
-    id: int
-    name: str
-    path: str
-    base_model: str
-    rank: int
-    alpha: float
-    target_modules: list[str]
-    size_bytes: int
-    description: str
-    defaults: GenerationDefaults
-    created_at: int
     loaded: bool
+    """Whether the engine holds its weights now (loaded on first use, evicted LRU)."""
 
     @classmethod
     def from_spec(cls, spec: AdapterSpec, *, loaded: bool) -> AdapterInfo:
-        return cls(**spec.model_dump(exclude={"path"}), path=str(spec.path), loaded=loaded)
+        return cls(**spec.model_dump(), loaded=loaded)
 
 
 class AdapterList(BaseModel):

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 from router.engine.base import SamplingOptions
-from router.errors import ServingError
 from router.protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -18,7 +17,7 @@ from router.protocol import (
     ResponseMessage,
 )
 from router.serving.generation import GenerationServing, ServingResult, usage
-from router.serving.sse import SSE_DONE, sse_error, sse_event
+from router.serving.sse import sse_event
 from router.serving.targets import Target
 
 
@@ -63,41 +62,41 @@ class ChatServing(GenerationServing):
     ) -> AsyncIterator[str]:
         created = int(time.time())
 
-        def chunk(choices: list[ChatChunkChoice], **extra: object) -> str:
-            return sse_event(
-                ChatCompletionChunk(
-                    id=request_id, created=created, model=target.model_name, choices=choices, **extra
-                )
-            )
-
         # The first chunk opens every choice with the assistant role and carries the routing explanation.
-        yield chunk(
-            [
-                ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
-                for i in range(sampling.n)
-            ],
-            routing=target.routing,
+        opening = [
+            ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
+            for i in range(sampling.n)
+        ]
+        yield sse_event(
+            ChatCompletionChunk(
+                id=request_id,
+                created=created,
+                model=target.model_name,
+                choices=opening,
+                routing=target.routing,
+            )
         )
-        completion_tokens = 0
-        try:
-            async for step in self._generator.stream(request_id, prompt_ids, sampling, target):
-                choices = []
-                for delta in step.deltas:
-                    completion_tokens += delta.num_tokens
-                    if delta.text or delta.finish_reason:
-                        choices.append(
-                            ChatChunkChoice(
-                                index=delta.index,
-                                delta=DeltaMessage(content=delta.text or None),
-                                finish_reason=delta.finish_reason,
-                            )
-                        )
-                if choices:
-                    yield chunk(choices)
-        except ServingError as exc:
-            # Headers are gone already: the error travels as an event, and the stream still ends cleanly.
-            yield sse_error(exc)
-        else:
-            if request.include_usage:
-                yield chunk([], usage=usage(len(prompt_ids), completion_tokens))
-        yield SSE_DONE
+        async for event in self._sse(
+            request,
+            request_id,
+            target,
+            prompt_ids,
+            sampling,
+            event=lambda deltas: ChatCompletionChunk(
+                id=request_id,
+                created=created,
+                model=target.model_name,
+                choices=[
+                    ChatChunkChoice(
+                        index=d.index,
+                        delta=DeltaMessage(content=d.text or None),
+                        finish_reason=d.finish_reason,
+                    )
+                    for d in deltas
+                ],
+            ),
+            usage_event=lambda used: ChatCompletionChunk(
+                id=request_id, created=created, model=target.model_name, choices=[], usage=used
+            ),
+        ):
+            yield event

@@ -7,11 +7,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-from router.engine.base import SamplingOptions
-from router.errors import InvalidRequestError, ServingError
+from router.engine.base import CompletionDelta, SamplingOptions
+from router.errors import InvalidRequestError
 from router.protocol import ChatMessage, CompletionChoice, CompletionRequest, CompletionResponse
 from router.serving.generation import GenerationServing, ServingResult, usage
-from router.serving.sse import SSE_DONE, sse_error, sse_event
 from router.serving.targets import Target
 from router.settings import AUTO_MODEL
 
@@ -69,41 +68,28 @@ class CompletionServing(GenerationServing):
         sampling: SamplingOptions,
     ) -> AsyncIterator[str]:
         created = int(time.time())
-        completion_tokens = 0
-        first = True
-        try:
-            async for step in self._generator.stream(request_id, prompt_ids, sampling, target):
-                choices = []
-                for delta in step.deltas:
-                    completion_tokens += delta.num_tokens
-                    if delta.text or delta.finish_reason:
-                        choices.append(
-                            CompletionChoice(
-                                index=delta.index, text=delta.text, finish_reason=delta.finish_reason
-                            )
-                        )
-                if choices:
-                    yield sse_event(
-                        CompletionResponse(
-                            id=request_id,
-                            created=created,
-                            model=target.model_name,
-                            choices=choices,
-                            routing=target.routing if first else None,
-                        )
-                    )
-                    first = False
-        except ServingError as exc:
-            yield sse_error(exc)
-        else:
-            if request.include_usage:
-                yield sse_event(
-                    CompletionResponse(
-                        id=request_id,
-                        created=created,
-                        model=target.model_name,
-                        choices=[],
-                        usage=usage(len(prompt_ids), completion_tokens),
-                    )
-                )
-        yield SSE_DONE
+        opened = False
+
+        def event(deltas: list[CompletionDelta]) -> CompletionResponse:
+            # The first event carries the routing explanation.
+            nonlocal opened
+            routing, opened = (None if opened else target.routing), True
+            choices = [
+                CompletionChoice(index=d.index, text=d.text, finish_reason=d.finish_reason) for d in deltas
+            ]
+            return CompletionResponse(
+                id=request_id, created=created, model=target.model_name, choices=choices, routing=routing
+            )
+
+        async for sse in self._sse(
+            request,
+            request_id,
+            target,
+            prompt_ids,
+            sampling,
+            event=event,
+            usage_event=lambda used: CompletionResponse(
+                id=request_id, created=created, model=target.model_name, choices=[], usage=used
+            ),
+        ):
+            yield sse

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from lora_registry import GenerationDefaults
-from router.engine.base import Engine, EngineError, GenerationStep, SamplingOptions
-from router.errors import EngineUnavailableError, InvalidRequestError
+from router.engine.base import CompletionDelta, Engine, EngineError, GenerationStep, SamplingOptions
+from router.errors import EngineUnavailableError, InvalidRequestError, ServingError
 from router.protocol import Usage, _SamplingFields
 from router.serving.prompts import PromptRenderer
+from router.serving.sse import SSE_DONE, sse_error, sse_event
 from router.serving.targets import ModelResolver, Target
 from router.settings import Settings
 
@@ -203,3 +204,31 @@ class GenerationServing:
             max_model_len=self._generator.engine.max_model_len,
             prompt_param=prompt_param,
         )
+
+    async def _sse(
+        self,
+        request: _SamplingFields,
+        request_id: str,
+        target: Target,
+        prompt_ids: list[int],
+        sampling: SamplingOptions,
+        *,
+        event: Callable[[list[CompletionDelta]], BaseModel],
+        usage_event: Callable[[Usage], BaseModel],
+    ) -> AsyncIterator[str]:
+        """The engine's steps as SSE events (``event`` shapes the deltas that carry text or an end), then
+        the usage when asked for, then ``[DONE]``."""
+        completion_tokens = 0
+        try:
+            async for step in self._generator.stream(request_id, prompt_ids, sampling, target):
+                completion_tokens += sum(delta.num_tokens for delta in step.deltas)
+                visible = [delta for delta in step.deltas if delta.text or delta.finish_reason]
+                if visible:
+                    yield sse_event(event(visible))
+        except ServingError as exc:
+            # Headers are gone already: the error travels as an event, and the stream still ends cleanly.
+            yield sse_error(exc)
+        else:
+            if request.include_usage:
+                yield sse_event(usage_event(usage(len(prompt_ids), completion_tokens)))
+        yield SSE_DONE
