@@ -109,7 +109,7 @@ def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServicePro
         "LORA_ROUTER_KV_CACHE_GIB": "1",
         "LORA_ROUTER_MAX_MODEL_LEN": "2048",
         # Retraining in tests needs to be quick, not as good as the shipped default.
-        "LORA_ROUTER_ROUTER_TRAIN_ITERATIONS": "5",
+        "LORA_ROUTER_ROUTER_TRAIN_ITERATIONS": "10",
     }
     proc = ServiceProcess(env, service_data_dir / "service.log").start()
     yield proc

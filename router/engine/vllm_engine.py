@@ -11,7 +11,9 @@ import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from lora_registry import BaseModelInfo
 from router.engine.base import AdapterRef, CompletionDelta, EngineError, GenerationStep, SamplingOptions
+from router.engine.identity_lora import IDENTITY_LORA_ID, IDENTITY_LORA_NAME, write_identity_lora
 
 if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -25,9 +27,11 @@ class VllmEngine:
     """Adapters are passed per request as ``LoRARequest``; vLLM loads an unseen one on first use and keeps
     at most ``max_cpu_loras`` in its LRU cache, ``max_loras`` of them in one batch."""
 
-    def __init__(self, llm: AsyncLLM, max_model_len: int) -> None:
+    def __init__(self, llm: AsyncLLM, max_model_len: int, base_adapter: AdapterRef | None = None) -> None:
         self._llm = llm
         self.max_model_len = max_model_len
+        # On the CPU, base-model requests run through an all-zero adapter (see identity_lora).
+        self._base_adapter = base_adapter
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VllmEngine:
@@ -35,10 +39,16 @@ class VllmEngine:
         from vllm.platforms import current_platform
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        base_adapter = None
         if current_platform.is_cpu():
             # Without it the CPU backend sizes the KV cache from the NUMA node's MemTotal, which on these VMs
             # starts small and grows on demand, and refuses to start.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.kv_cache_gib:g}")
+            base = BaseModelInfo.from_folder(settings.resolved_base_model_path, settings.base_model_name)
+            folder = write_identity_lora(base, settings.data_dir / "engine" / IDENTITY_LORA_NAME)
+            base_adapter = AdapterRef(name=IDENTITY_LORA_NAME, id=IDENTITY_LORA_ID, path=folder)
+        # The identity adapter takes one slot of its own, so users keep the adapter counts they asked for.
+        extra_slot = 1 if base_adapter else 0
         model = str(settings.resolved_base_model_path)
         args = AsyncEngineArgs(
             model=model,
@@ -48,17 +58,17 @@ class VllmEngine:
             max_model_len=settings.max_model_len,
             seed=settings.seed,
             enable_lora=True,
-            max_loras=settings.max_loras,
-            max_cpu_loras=settings.max_cpu_loras,
+            max_loras=settings.max_loras + extra_slot,
+            max_cpu_loras=settings.max_cpu_loras + extra_slot,
             max_lora_rank=settings.max_lora_rank,
             gpu_memory_utilization=settings.gpu_memory_utilization,
             disable_log_stats=True,
         )
         logger.info("starting vLLM engine for %s", model)
-        return cls(AsyncLLM.from_engine_args(args), settings.max_model_len)
+        return cls(AsyncLLM.from_engine_args(args), settings.max_model_len, base_adapter)
 
-    @staticmethod
-    def _lora_request(adapter: AdapterRef | None):  # -> LoRARequest | None
+    def _lora_request(self, adapter: AdapterRef | None):  # -> LoRARequest | None
+        adapter = adapter or self._base_adapter
         if adapter is None:
             return None
         from vllm.lora.request import LoRARequest
@@ -121,7 +131,7 @@ class VllmEngine:
         await self._llm.remove_lora(adapter.id)
 
     async def loaded_adapter_ids(self) -> set[int]:
-        return set(await self._llm.list_loras())
+        return set(await self._llm.list_loras()) - {IDENTITY_LORA_ID}
 
     async def check_health(self) -> None:
         try:

@@ -91,6 +91,10 @@ def test_same_greedy_text_alone_and_in_a_mixed_concurrent_batch(
     client: openai.OpenAI, async_client: openai.AsyncOpenAI
 ) -> None:
     models = ["alpha", "beta", "gamma", BASE]
+    # Fill every adapter slot of the engine first: a base-model token whose LoRA index is "none" must not
+    # pick up whichever adapter sits in the last slot.
+    for warm in ("sql", "math", "extract", "alpha"):
+        greedy(client, warm, max_tokens=2)
     alone = {m: greedy(client, m, max_tokens=16) for m in set(models)}
 
     async def batch() -> list[str]:

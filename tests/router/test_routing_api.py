@@ -208,7 +208,7 @@ def test_retraining_while_requests_stream(
 
     reply = client.chat.completions.create(
         model="auto",
-        messages=[{"role": "user", "content": "Write a short poem about the stars"}],
+        messages=[{"role": "user", "content": poems[0]}],
         max_tokens=4,
     )
     routing = reply.model_extra["routing"]
