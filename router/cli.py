@@ -132,6 +132,7 @@ def bench_router(
     """Routing cost per message on this machine, single and batched, and its share of time-to-first-token."""
     import platform
 
+    import torch
     from rich.console import Console
     from rich.table import Table
 
@@ -140,6 +141,7 @@ def bench_router(
     from router.routing.store import RouterStore
 
     settings = _settings()
+    torch.set_num_threads(settings.router_threads)  # as inside the service
     store = RouterStore(settings.router_dir)
     version = store.current_version()
     if version is None:
