@@ -149,6 +149,14 @@ def test_retraining_while_requests_stream(
         "Pen a few lines of poetry about rain",
         "Make up a little rhyme about coffee",
         "A poem about mountains, please",
+        "Write some verses about friendship",
+        "Could you rhyme a couple of lines about my dog?",
+        "compose an ode to summer",
+        "a short poem for my grandmother's 90th birthday",
+        "Write a free-verse poem about city lights",
+        "I'd love a funny rhyme about Monday mornings",
+        "Poem about the ocean at night, four stanzas",
+        "Write me a love poem",
     ]
     created = http.post("/v1/adapters", json={"name": "poem", "path": "poem", "examples": poems})
     assert created.status_code == 201, created.text
@@ -212,7 +220,10 @@ def test_retraining_while_requests_stream(
         max_tokens=4,
     )
     routing = reply.model_extra["routing"]
-    assert (reply.model, routing["label"]) == ("poem", "poem"), routing
+    assert (reply.model, routing["label"]) == ("poem", "poem"), (
+        routing["fallback_reason"],
+        routing["detail"],
+    )
     assert routing["router_version"] == new["version"]
 
 
