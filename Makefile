@@ -28,7 +28,7 @@ serve: prepare
 	$(VENV)/bin/lora-router serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(VENV)/bin/ruff check router classifier lora_registry tests scripts
+	$(VENV)/bin/ruff check router classifier lora_registry experts tests scripts
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,1 @@
+"""LoRA experts: task data, adapter training, merging and evaluation."""
