@@ -1,11 +1,13 @@
 """`IntentClassifier`: a SetFit-style few-shot classifier with a fast predict path and pickle-free storage.
 
-Predictions skip SetFit's own path: the body encodes under ``torch.inference_mode()`` and the
-logistic-regression head is applied in numpy (`LinearHead`), which keeps routing a message cheap.
+Predictions skip SetFit's own path: the body encodes with ONNX Runtime when the classifier was loaded with
+``backend="onnx"`` (see `classifier.onnx_body`), else with torch under ``torch.inference_mode()``; the
+logistic-regression head is applied in numpy (`LinearHead`). Both keep routing a message cheap.
 
 A saved classifier is a folder (see `classifier.artifact` for the manifest)::
 
     body/               sentence-transformers folder, weights in safetensors
+    body.onnx           the same body as an ONNX graph (BERT-style bodies only)
     head.safetensors    head weights (coef, intercept, classes)
     classifier.json     labels and training metadata
     manifest.json       sha256 of every file, content_hash
@@ -20,7 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -32,6 +34,7 @@ from classifier.data import Example, check_training_set
 from classifier.errors import ArtifactError
 from classifier.evaluation import DEFAULT_THRESHOLDS, EvalReport, build_report
 from classifier.head import LinearHead
+from classifier.onnx_body import ONNX_FILE, OnnxEncoder, UnsupportedBody, export_onnx
 from classifier.training import train_setfit
 
 logger = logging.getLogger(__name__)
@@ -46,6 +49,8 @@ ENCODE_BATCH = 32
 # Only sentence-transformers' own module classes are loaded: modules.json may name any importable class.
 ALLOWED_MODULE_PREFIX = "sentence_transformers."
 VERSIONED_PACKAGES = ("setfit", "sentence-transformers", "transformers", "torch", "scikit-learn", "numpy")
+
+Backend = Literal["onnx", "torch"]
 
 
 def default_body_path() -> Path:
@@ -64,6 +69,7 @@ class IntentClassifier:
         *,
         metadata: dict[str, Any] | None = None,
         content_hash: str | None = None,
+        onnx: OnnxEncoder | None = None,
     ) -> None:
         if len(set(labels)) != len(labels):
             raise ValueError(f"labels must be unique, got {labels}")
@@ -79,6 +85,12 @@ class IntentClassifier:
         self.labels = list(labels)
         self.metadata = metadata or {}
         self._content_hash = content_hash
+        self._onnx = onnx
+
+    @property
+    def backend(self) -> Backend:
+        """What encodes messages: ONNX Runtime, or the torch body."""
+        return "onnx" if self._onnx is not None else "torch"
 
     @property
     def content_hash(self) -> str | None:
@@ -95,6 +107,7 @@ class IntentClassifier:
         num_iterations: int = 20,
         num_epochs: int = 1,
         batch_size: int = 16,
+        body_layers: int | None = None,
         device: str | None = None,
         on_progress: Callable[[float], None] | None = None,
     ) -> IntentClassifier:
@@ -103,9 +116,10 @@ class IntentClassifier:
         The examples must pass `check_training_set`; its size limits are the caller's policy and are not
         applied here.
 
-        ``num_iterations`` is SetFit's number of contrastive pairs drawn per example; ``device`` None lets
-        sentence-transformers pick (a GPU when there is one). The same seed gives the same model as far as
-        torch is deterministic on the device. ``on_progress`` receives the fraction done, from 0.0 to 1.0.
+        ``num_iterations`` is SetFit's number of contrastive pairs drawn per example; ``body_layers`` keeps
+        only that many of the body's first transformer layers (fewer layers route faster); ``device`` None
+        lets sentence-transformers pick (a GPU when there is one). The same seed gives the same model as far
+        as torch is deterministic on the device. ``on_progress`` receives the fraction done, from 0.0 to 1.0.
         """
         check_training_set(examples, max_examples=None, max_text_chars=None)
         labels = sorted({e.label for e in examples})
@@ -118,6 +132,7 @@ class IntentClassifier:
             num_iterations=num_iterations,
             num_epochs=num_epochs,
             batch_size=batch_size,
+            body_layers=body_layers,
             device=device,
             on_progress=on_progress,
         )
@@ -128,6 +143,7 @@ class IntentClassifier:
             "num_iterations": num_iterations,
             "num_epochs": num_epochs,
             "batch_size": batch_size,
+            "body_layers": body_layers,
             "example_count": len(examples),
             "label_counts": {label: sum(e.label == label for e in examples) for label in labels},
             "train_seconds": round(seconds, 2),
@@ -139,10 +155,13 @@ class IntentClassifier:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings, shape (len(texts), dim), as float32."""
         chunks = [np.empty((0, self.head.dim), dtype=np.float32)]
+        batches = [list(texts[start : start + ENCODE_BATCH]) for start in range(0, len(texts), ENCODE_BATCH)]
+        if self._onnx is not None:
+            return np.concatenate(chunks + [self._onnx.encode(batch) for batch in batches])
         device = self.body.device
         with torch.inference_mode():
-            for start in range(0, len(texts), ENCODE_BATCH):
-                features = self.body.preprocess(list(texts[start : start + ENCODE_BATCH]))
+            for batch in batches:
+                features = self.body.preprocess(batch)
                 features = {k: v.to(device) if torch.is_tensor(v) else v for k, v in features.items()}
                 chunks.append(self.body(features)["sentence_embedding"].float().cpu().numpy())
         return np.concatenate(chunks)
@@ -197,6 +216,10 @@ class IntentClassifier:
         def fill(folder: Path) -> None:
             self.body.save(str(folder / BODY_DIR), create_model_card=False, safe_serialization=True)
             self.head.save(folder / HEAD_FILE)
+            try:
+                export_onnx(self.body, folder / ONNX_FILE)
+            except UnsupportedBody as exc:
+                logger.info("no %s: %s; this classifier encodes with torch", ONNX_FILE, exc)
             (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
         self._content_hash = write_artifact(path, fill, overwrite=overwrite)
@@ -204,10 +227,14 @@ class IntentClassifier:
         return self._content_hash
 
     @classmethod
-    def from_pretrained(cls, path: Path, *, device: str = "cpu") -> IntentClassifier:
+    def from_pretrained(
+        cls, path: Path, *, device: str = "cpu", backend: Backend = "onnx", threads: int = 1
+    ) -> IntentClassifier:
         """Load a folder written by `save_pretrained`, refusing it (`ArtifactError`) unless it verifies.
 
         ``device`` defaults to the CPU: a GPU engine beside the router reserves most of the GPU's memory.
+        ``backend`` "onnx" encodes with the folder's `body.onnx` on ONNX Runtime using ``threads`` threads
+        (a folder without one, from a body that does not export, encodes with torch).
         """
         content_hash = verify_artifact(path)
         labels, metadata = _read_config(path / CONFIG_FILE)
@@ -224,8 +251,16 @@ class IntentClassifier:
             body = SentenceTransformer(str(path / BODY_DIR), device=device, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"{BODY_DIR}/ is not a loadable sentence-transformers model: {exc}") from None
+        onnx = None
+        if backend == "onnx" and (path / ONNX_FILE).is_file():
+            try:
+                onnx = OnnxEncoder(
+                    path / ONNX_FILE, body.tokenizer, threads=threads, max_tokens=body.max_seq_length
+                )
+            except Exception as exc:  # onnxruntime raises its own, unexported exception types
+                raise ArtifactError(f"{ONNX_FILE} cannot be loaded: {exc}") from None
         try:
-            return cls(body, head, labels, metadata=metadata, content_hash=content_hash)
+            return cls(body, head, labels, metadata=metadata, content_hash=content_hash, onnx=onnx)
         except ValueError as exc:
             raise ArtifactError(f"{HEAD_FILE} does not fit {BODY_DIR}/: {exc}") from None
 

@@ -19,6 +19,7 @@ from transformers.trainer_callback import ProgressCallback as TqdmCallback
 
 from classifier.data import Example
 from classifier.head import LinearHead
+from classifier.onnx_body import truncate_layers
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def train_setfit(
     num_iterations: int,
     num_epochs: int,
     batch_size: int,
+    body_layers: int | None,
     device: str | None,
     on_progress: Callable[[float], None] | None,
 ) -> tuple[SentenceTransformer, LinearHead]:
@@ -44,6 +46,8 @@ def train_setfit(
 
     index = {label: i for i, label in enumerate(labels)}
     body = SentenceTransformer(str(body_path), device=device, local_files_only=True)
+    if body_layers is not None:
+        truncate_layers(body, body_layers)
     # Built directly rather than with SetFitModel.from_pretrained, which looks for a pickled head.
     model = SetFitModel(model_body=body, model_head=LogisticRegression(), labels=labels)
     texts, targets = [e.text for e in examples], [index[e.label] for e in examples]

@@ -52,6 +52,7 @@ def build_router(settings: Settings, registry: AdapterRegistry) -> RouterManager
     import torch
 
     # The engine core is another process with its own threads; more here only fight it for the cores.
+    # (The ONNX encoder gets the same bound through RouterStore.)
     torch.set_num_threads(settings.router_threads)
     config = PolicyConfig(
         threshold=settings.router_threshold,
@@ -61,13 +62,14 @@ def build_router(settings: Settings, registry: AdapterRegistry) -> RouterManager
         route_map=settings.resolved_route_map,
     )
     router = RouterManager(
-        RouterStore(settings.router_dir),
+        RouterStore.for_settings(settings),
         config,
         adapters=lambda: set(registry.names()),
         context_turns=settings.router_context_turns,
         training=TrainingOptions(
             seed=settings.seed,
             num_iterations=settings.router_train_iterations,
+            body_layers=settings.router_body_layers or None,
             max_examples=settings.router_max_examples,
             max_text_chars=settings.router_max_text_chars,
         ),

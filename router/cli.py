@@ -129,7 +129,8 @@ def bench_router(
     ttft_n: Annotated[int, typer.Option(help="`auto` chats timed against --url.")] = 40,
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
 ) -> None:
-    """Routing cost per message on this machine, single and batched, and its share of time-to-first-token."""
+    """Routing cost per message on this machine, single and batched, for the ONNX Runtime and the torch
+    encoder side by side, and its share of time-to-first-token."""
     import platform
 
     import torch
@@ -142,11 +143,9 @@ def bench_router(
 
     settings = _settings()
     torch.set_num_threads(settings.router_threads)  # as inside the service
-    store = RouterStore(settings.router_dir)
-    version = store.current_version()
+    version = RouterStore(settings.router_dir).current_version()
     if version is None:
         raise typer.BadParameter("no router trained yet: run `lora-router prepare` or `train-router` first")
-    classifier, _ = store.load(version)
     texts = [
         e.text
         for e in load_examples(
@@ -156,39 +155,47 @@ def bench_router(
     result: dict[str, object] = {
         "router_version": version,
         "machine": platform.processor() or platform.machine(),
+        "threads": settings.router_threads,
+        "service_backend": settings.router_backend,
     }
+    latency: dict[str, dict] = {}
     with _progress() as progress:
-        task = progress.add_task("classifier latency", total=n)
-        result["classifier"] = classifier_latency(
-            classifier, texts, n=n, batch_size=batch_size, on_step=lambda: progress.advance(task)
-        )
+        for backend in ("onnx", "torch"):
+            store = RouterStore(settings.router_dir, backend=backend, threads=settings.router_threads)
+            classifier, _ = store.load(version)
+            task = progress.add_task(f"classifier latency ({classifier.backend})", total=n)
+            latency[classifier.backend] = classifier_latency(
+                classifier, texts, n=n, batch_size=batch_size, on_step=lambda t=task: progress.advance(t)
+            )
+        result["classifier"] = latency
         if url:
             task = progress.add_task("service TTFT (auto, concurrency 1)", total=ttft_n)
             result["service"] = service_ttft(url, texts, n=ttft_n, on_step=lambda: progress.advance(task))
 
-    table = Table(title=f"routing cost (router {version[:12]})")
+    table = Table(title=f"routing cost (router {version[:12]}, {settings.router_threads} thread(s))")
     for column in ("measure", "p50 ms", "p99 ms", "n"):
         table.add_column(column)
-    single, batched = result["classifier"]["single"], result["classifier"]["batched"]
-    table.add_row("classify one message", str(single["p50_ms"]), str(single["p99_ms"]), str(single["n"]))
-    table.add_row(
-        f"classify a batch of {batch_size}", str(batched["p50_ms"]), str(batched["p99_ms"]), str(batched["n"])
-    )
+    for backend, timing in latency.items():
+        single, batched = timing["single"], timing["batched"]
+        table.add_row(
+            f"{backend}: classify one message", str(single["p50_ms"]), str(single["p99_ms"]), str(single["n"])
+        )
+        table.add_row(
+            f"{backend}: classify a batch of {batch_size}",
+            str(batched["p50_ms"]),
+            str(batched["p99_ms"]),
+            str(batched["n"]),
+        )
     if url:
         service = result["service"]
-        table.add_row(
-            "routing inside the service",
-            str(service["routing"]["p50_ms"]),
-            str(service["routing"]["p99_ms"]),
-            str(service["routing"]["n"]),
-        )
-        table.add_row(
-            "time to first token (auto)",
-            str(service["ttft"]["p50_ms"]),
-            str(service["ttft"]["p99_ms"]),
-            str(service["ttft"]["n"]),
-        )
+        for label, key in (("routing inside the service", "routing"), ("time to first token (auto)", "ttft")):
+            row = service[key]
+            table.add_row(label, str(row["p50_ms"]), str(row["p99_ms"]), str(row["n"]))
     Console().print(table)
+    if {"onnx", "torch"} <= latency.keys():
+        ratio = latency["torch"]["single"]["p50_ms"] / latency["onnx"]["single"]["p50_ms"]
+        result["torch_over_onnx_p50"] = round(ratio, 2)
+        typer.echo(f"torch / onnx, one message p50: {ratio:.2f}x")
     if url:
         typer.echo(f"routing share of TTFT (p50): {result['service']['routing_share_of_ttft_p50']:.2%}")
     if out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -89,7 +90,15 @@ class Settings(BaseSettings):
         description="Examples `prepare` trains the default router on. Default: the shipped intents.",
     )
     router_threads: int = Field(
-        default=1, ge=1, description="Torch threads of the service process (router); the engine has its own."
+        default=1, ge=1, description="Threads the router's encoder uses (the engine has its own)."
+    )
+    router_backend: Literal["onnx", "torch"] = Field(
+        default="onnx", description="What runs the router's encoder: ONNX Runtime (faster) or torch."
+    )
+    router_body_layers: int = Field(
+        default=3,
+        ge=0,
+        description="Encoder layers kept when training a router: fewer route faster (0 keeps all 6).",
     )
     router_train_iterations: int = Field(default=20, ge=1, description="SetFit pair-sampling iterations.")
     router_max_examples: int = Field(default=5000, ge=2, description="Largest training set accepted.")

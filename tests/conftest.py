@@ -73,11 +73,12 @@ adapters:
 @pytest.fixture(scope="session")
 def default_router_dir(base_model_dir: Path) -> Path:
     """The default router, trained by the real `lora-router train-router` on the shipped intents; retrained
-    only when those examples change."""
+    only when those examples, the classifier's code or the settings change."""
     examples = REPO / "router" / "defaults" / "intents.yaml"
     data = CACHE / "router-data"
     stamp = data / "trained-from.sha256"
-    digest = hashlib.sha256(examples.read_bytes()).hexdigest()
+    sources = [examples, REPO / "router" / "settings.py", *sorted((REPO / "classifier").glob("*.py"))]
+    digest = hashlib.sha256(b"".join(hashlib.sha256(p.read_bytes()).digest() for p in sources)).hexdigest()
     if not (stamp.is_file() and stamp.read_text() == digest):
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)

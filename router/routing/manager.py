@@ -49,6 +49,7 @@ class TrainingStatus:
 class TrainingOptions:
     seed: int = 0
     num_iterations: int = 20
+    body_layers: int | None = None
     max_examples: int = 5000
     max_text_chars: int = 2000
 
@@ -152,11 +153,14 @@ class RouterManager:
             examples,
             seed=options.seed,
             num_iterations=options.num_iterations,
+            body_layers=options.body_layers,
             on_progress=progress,
         )
         # Adapters may have come or gone while it trained.
         self._check_labels(classifier.labels)
         version = await asyncio.to_thread(self._store.save, classifier, examples)
+        # What goes live is the saved, verified artifact (with its ONNX body), as after a restart.
+        classifier, _ = await asyncio.to_thread(self._store.load, version)
         self._store.activate(version)
         live = LiveRouter(classifier, version, examples)
         self._live = live

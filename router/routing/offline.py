@@ -25,9 +25,13 @@ def train_router(
         examples, max_examples=settings.router_max_examples, max_text_chars=settings.router_max_text_chars
     )
     classifier = IntentClassifier.train(
-        examples, seed=settings.seed, num_iterations=settings.router_train_iterations, on_progress=on_progress
+        examples,
+        seed=settings.seed,
+        num_iterations=settings.router_train_iterations,
+        body_layers=settings.router_body_layers or None,
+        on_progress=on_progress,
     )
-    store = RouterStore(settings.router_dir)
+    store = RouterStore.for_settings(settings)
     version = store.save(classifier, examples)
     if activate:
         store.activate(version)
@@ -37,7 +41,7 @@ def train_router(
 def evaluate_router(
     settings: Settings, heldout_path: Path, version: str | None = None
 ) -> tuple[str, EvalReport]:
-    store = RouterStore(settings.router_dir)
+    store = RouterStore.for_settings(settings)
     version = version or store.current_version()
     if version is None:
         raise FileNotFoundError(f"no router in {settings.router_dir}; run `lora-router train-router` first")

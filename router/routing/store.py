@@ -12,8 +12,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from classifier import Example, IntentClassifier, load_examples
+from classifier.model import Backend
+
+if TYPE_CHECKING:
+    from router.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +27,15 @@ POINTER_FILE = "current.json"
 
 
 class RouterStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, backend: Backend = "onnx", threads: int = 1) -> None:
+        """``backend`` and ``threads`` say how loaded classifiers encode (see `IntentClassifier`)."""
         self.root = root
+        self.backend: Backend = backend
+        self.threads = threads
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RouterStore:
+        return cls(settings.router_dir, backend=settings.router_backend, threads=settings.router_threads)
 
     @property
     def pointer(self) -> Path:
@@ -41,7 +53,9 @@ class RouterStore:
     def load(self, version: str) -> tuple[IntentClassifier, list[Example]]:
         """Load a version; raises the classifier's ArtifactError if the folder was tampered with."""
         folder = self.folder(version)
-        classifier = IntentClassifier.from_pretrained(folder / "classifier")
+        classifier = IntentClassifier.from_pretrained(
+            folder / "classifier", backend=self.backend, threads=self.threads
+        )
         if classifier.content_hash != version:
             from classifier import ArtifactError
 

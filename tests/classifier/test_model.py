@@ -124,7 +124,7 @@ def test_bad_training_data_is_refused_before_training() -> None:
 def test_round_trip_gives_identical_probabilities_and_hash(
     trained: IntentClassifier, saved: Path, tmp_path: Path
 ) -> None:
-    loaded = IntentClassifier.from_pretrained(saved)
+    loaded = IntentClassifier.from_pretrained(saved, backend="torch")
     texts = [text for text, _ in HELD_OUT]
     np.testing.assert_array_equal(loaded.predict_proba(texts), trained.predict_proba(texts))
     assert loaded.labels == trained.labels
@@ -226,3 +226,43 @@ def test_evaluate_uses_the_models_predictions(trained: IntentClassifier) -> None
     assert report.labels == trained.labels
     assert [row.fallback_rate for row in report.thresholds] == [0.0, 1.0]
     assert report.thresholds[1].accuracy_with_fallback == pytest.approx(2 / 6)
+
+
+def test_onnx_body_encodes_like_the_torch_body(trained: IntentClassifier, saved: Path) -> None:
+    fast = IntentClassifier.from_pretrained(saved)
+    assert (fast.backend, trained.backend) == ("onnx", "torch")
+    # Lengths on both sides of the export's sample, one by one and padded together in a batch.
+    texts = [text for text, _ in HELD_OUT] + ["hi", "sum " * 120]
+    for batch in ([[t] for t in texts], [texts]):
+        for part in batch:
+            a, b = fast.encode(part), trained.encode(part)
+            assert a.shape == b.shape
+            assert np.min(np.sum(a * b, axis=1)) > 0.99999
+    np.testing.assert_allclose(fast.predict_proba(texts), trained.predict_proba(texts), atol=1e-4)
+    assert fast.predict(texts) == trained.predict(texts)
+
+
+def test_tampered_onnx_body_is_refused(saved: Path, tmp_path: Path) -> None:
+    folder = copy_of(saved, tmp_path)
+    graph = folder / "body.onnx"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    refused(folder, "body.onnx", "does not match its sha256")
+
+
+def test_body_layers_keeps_the_first_layers(training_examples: list[Example], tmp_path: Path) -> None:
+    small = IntentClassifier.train(training_examples, seed=7, num_iterations=1, body_layers=2)
+    assert len(small.body[0].auto_model.encoder.layer) == 2
+    assert small.metadata["body_layers"] == 2
+    small.save_pretrained(tmp_path / "small")
+    loaded = IntentClassifier.from_pretrained(tmp_path / "small")
+    assert loaded.backend == "onnx" and len(loaded.body[0].auto_model.encoder.layer) == 2
+    texts = [text for text, _ in HELD_OUT]
+    np.testing.assert_allclose(loaded.predict_proba(texts), small.predict_proba(texts), atol=1e-4)
+
+
+@pytest.mark.parametrize("layers", [0, 7])
+def test_body_layers_out_of_range_is_refused(training_examples: list[Example], layers: int) -> None:
+    with pytest.raises(ValueError, match="body_layers must be from 1 to 6"):
+        IntentClassifier.train(training_examples, num_iterations=1, body_layers=layers)

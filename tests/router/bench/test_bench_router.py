@@ -21,9 +21,12 @@ def test_bench_router_smoke(service: ServiceProcess, service_data_dir: Path, tmp
     assert done.returncode == 0, done.stderr[-2000:]
     assert "routing share of TTFT" in done.stdout
     result = json.loads(out.read_text())
-    single, batched = result["classifier"]["single"], result["classifier"]["batched"]
-    assert single["n"] == 24 and 0 < single["p50_ms"] <= single["p99_ms"]
-    assert batched["n"] == 3 and batched["batch_size"] == 8
+    assert set(result["classifier"]) == {"onnx", "torch"} and "torch / onnx" in done.stdout
+    for timing in result["classifier"].values():
+        single, batched = timing["single"], timing["batched"]
+        assert single["n"] == 24 and 0 < single["p50_ms"] <= single["p99_ms"]
+        assert batched["n"] == 3 and batched["batch_size"] == 8
+    assert result["torch_over_onnx_p50"] > 0
     service_result = result["service"]
     assert service_result["ttft"]["n"] == 3 and service_result["routing"]["n"] == 3
     assert 0 < service_result["routing_share_of_ttft_p50"] < 1
