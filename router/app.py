@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lora_registry import AdapterRegistry, BaseModelInfo, RegistryError, SqliteAdapterStore
 from router.api import adapters, generation, health, models, routing
+from router.default_experts import install_default_experts
 from router.engine import build_engine
 from router.errors import ServingError, error_response
 from router.routing.manager import RouterManager, TrainingOptions
@@ -27,7 +28,7 @@ from router.serving.models import ModelsServing
 from router.serving.prompts import PromptRenderer
 from router.serving.routing import RoutingServing
 from router.serving.targets import ModelResolver
-from router.settings import AUTO_MODEL, Settings
+from router.settings import AUTO_MODEL, DEFAULT_BASE_MODEL, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,12 @@ def build_registry(settings: Settings) -> AdapterRegistry:
     if settings.registry_file is not None:
         added = registry.seed_from_yaml(settings.registry_file)
         logger.info("registry file %s added %d adapter(s)", settings.registry_file, len(added))
+    if settings.default_experts:
+        if settings.base_model_name == DEFAULT_BASE_MODEL:
+            added = install_default_experts(registry, root)
+            logger.info("default experts: %d newly registered", len(added))
+        else:
+            logger.warning("default experts skipped: they are made for %s", DEFAULT_BASE_MODEL)
     return registry
 
 

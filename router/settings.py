@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     registry_file: Path | None = Field(
         default=None, description="YAML file whose adapters are registered at start-up when not yet present."
     )
+    default_experts: bool = Field(
+        default=True,
+        description="Register the shipped sql, math and extract experts at start-up (names not yet taken).",
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

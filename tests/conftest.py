@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("LORA_ROUTER_TEST_CACHE", REPO / ".cache" / "tests"))
 
 # Adapter folders the suite shares: name -> seed of its random weights.
-SHARED_ADAPTERS = {"alpha": 1, "beta": 2, "gamma": 3, "delta": 4, "sql": 5, "math": 6, "extract": 7}
+# The default experts (sql, math, extract) are the shipped, trained ones: the service installs them itself.
+SHARED_ADAPTERS = {"alpha": 1, "beta": 2, "gamma": 3, "delta": 4}
 
 
 @pytest.fixture(scope="session")
@@ -61,12 +62,6 @@ adapters:
       max_tokens: 12
   - name: gamma
     path: gamma
-  - name: sql
-    path: sql
-  - name: math
-    path: math
-  - name: extract
-    path: extract
 """
 
 
