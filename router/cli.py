@@ -291,6 +291,51 @@ def merge(
     typer.echo(f"merged model written to {output}\n{report.summary()}")
 
 
+@app.command("eval-experts")
+def eval_experts(
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    n: Annotated[int, typer.Option(help="Eval messages per task (sql, math, extract, chat).")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the eval splits.")] = 0,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight (the engine batches them).")] = 16,
+    cross: Annotated[bool, typer.Option(help="Also ask every expert every other task.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Folder for experts.json and experts.png.")] = None,
+) -> None:
+    """Score the base model, each expert and `auto` on every task's eval split through a running service
+    (greedy), and the base / expert / oracle / auto policies on the mixed set."""
+    import httpx
+
+    from experts.evaluation import evaluate_experts, request_count
+    from experts.tasks import TASKS
+
+    models = httpx.get(f"{url.rstrip('/')}/v1/models", timeout=30).json()["data"]
+    base = next(m["id"] for m in models if m.get("parent") is None and m["id"] != "auto")
+    with _progress() as progress:
+        experts = sum(t.has_expert for t in TASKS.values())
+        total = request_count(n, experts, cross=cross)
+        task = progress.add_task("experts: asking the service", total=total)
+        report = evaluate_experts(
+            url,
+            base_model=base,
+            n_per_task=n,
+            seed=seed,
+            concurrency=concurrency,
+            cross=cross,
+            on_answer=lambda: progress.advance(task),
+        )
+    typer.echo(f"every model on every task ({n} eval messages each, greedy):\n{report.grid_table()}\n")
+    typer.echo(f"policies:\n{report.table()}\n")
+    auto, oracle = report.policies["auto"]["mixed"], report.policies["oracle"]["mixed"]
+    typer.echo(
+        f"auto / oracle on the mixed set: {auto / oracle:.1%}; auto picked the right model for "
+        f"{report.routing_accuracy:.1%} of messages"
+    )
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "experts.json").write_text(report.to_json())
+        report.save_png(out / "experts.png")
+        typer.echo(f"wrote {out / 'experts.json'} and {out / 'experts.png'}")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings).")] = None,

@@ -1,0 +1,200 @@
+"""Score experts through a running service: every model on every task's eval split, and `auto`.
+
+Each request is a greedy chat completion over HTTP, so what is scored is exactly what users get: the real
+engine, the real adapters, the live router. From one grid of (model, task) scores follow the policies:
+
+- ``base``: the base model answers everything;
+- ``expert``: each task's own expert answers it (chat has none: the base model);
+- ``oracle``: the right expert for every message of the mixed set, by construction — the ``expert``
+  answers, since a pinned request and an oracle-routed one are the same request;
+- ``auto``: the service's router picks, message by message.
+
+With ``cross=True`` every expert also answers every other task: the grid then shows what an expert does
+off its own task, which is why routing matters (it costs the engine as many requests again).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from experts.tasks import TASKS, TaskExample
+
+AUTO = "auto"
+# Long enough for every gold answer of its task, short enough that a rambling base model stops soon.
+MAX_TOKENS = {"sql": 96, "math": 96, "extract": 128, "chat": 96}
+
+
+@dataclass
+class Answer:
+    task: str
+    model: str
+    prompt: str
+    output: str
+    score: float
+    answered_by: str
+    routing: dict[str, Any] | None = None
+
+
+@dataclass
+class ExpertEval:
+    base_model: str
+    tasks: list[str]
+    models: list[str]
+    n_per_task: int
+    seed: int
+    # grid[model][task] = mean score; "auto" is one more row; cells not asked for are missing.
+    grid: dict[str, dict[str, float]] = field(default_factory=dict)
+    policies: dict[str, dict[str, float]] = field(default_factory=dict)
+    routing_accuracy: float | None = None
+    answers: list[Answer] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    def table(self) -> str:
+        """Policies by task, plus the mixed-set mean, as Markdown."""
+        head = ["policy", *self.tasks, "mixed"]
+        lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for policy, scores in self.policies.items():
+            cells = [f"{scores[t]:.3f}" for t in [*self.tasks, "mixed"]]
+            lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def grid_table(self) -> str:
+        head = ["model \\ task", *self.tasks]
+        lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for model, scores in self.grid.items():
+            cells = [f"{scores[t]:.3f}" if t in scores else "-" for t in self.tasks]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def save_png(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        groups = [*self.tasks, "mixed"]
+        policies = list(self.policies)
+        width = 0.8 / len(policies)
+        fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 3.6))
+        for i, policy in enumerate(policies):
+            xs = np.arange(len(groups)) + (i - (len(policies) - 1) / 2) * width
+            ax.bar(xs, [self.policies[policy][g] for g in groups], width, label=policy)
+        ax.set_xticks(np.arange(len(groups)), groups)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("score")
+        ax.set_title(f"experts on {self.base_model}: {self.n_per_task} eval messages per task, greedy")
+        ax.legend(ncols=len(policies), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+
+def eval_examples(n_per_task: int, seed: int) -> dict[str, list[TaskExample]]:
+    return {name: task.examples("eval", n_per_task, seed=seed) for name, task in TASKS.items()}
+
+
+def _chat(client: httpx.Client, model: str, example: TaskExample) -> tuple[str, str, dict[str, Any] | None]:
+    response = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": model,
+            "messages": [{"role": "user", "content": example.prompt}],
+            "temperature": 0,
+            "max_tokens": MAX_TOKENS.get(example.task, 128),
+        },
+    )
+    if response.status_code != 200:
+        status, text = response.status_code, response.text
+        raise RuntimeError(f"{model} on a {example.task} message: HTTP {status}: {text}")
+    body = response.json()
+    return body["choices"][0]["message"]["content"] or "", body["model"], body.get("routing")
+
+
+def request_count(n_per_task: int, n_experts: int, *, cross: bool = False) -> int:
+    tasks = len(TASKS)
+    return n_per_task * (2 * tasks + (n_experts * tasks if cross else n_experts))
+
+
+def evaluate_experts(
+    url: str,
+    *,
+    base_model: str,
+    experts: Sequence[str] | None = None,
+    n_per_task: int = 40,
+    seed: int = 0,
+    concurrency: int = 16,
+    cross: bool = False,
+    on_answer: Callable[[], None] = lambda: None,
+    timeout_s: float = 600.0,
+) -> ExpertEval:
+    """Ask the base model and `auto` every eval message and each expert its own task's (every task's with
+    ``cross``), ``concurrency`` requests at a time so the engine batches them, and score the answers with
+    the tasks' own scorers."""
+    examples = eval_examples(n_per_task, seed)
+    expert_names = list(experts) if experts is not None else [n for n, t in TASKS.items() if t.has_expert]
+    models = [base_model, *expert_names, AUTO]
+    jobs = [
+        (model, example)
+        for model in models
+        for task, items in examples.items()
+        if cross or model in (base_model, AUTO, task)
+        for example in items
+    ]
+
+    def run(job: tuple[str, TaskExample]) -> Answer:
+        model, example = job
+        output, answered_by, routing = _chat(client, model, example)
+        on_answer()
+        score = TASKS[example.task].score(example, output)
+        return Answer(example.task, model, example.prompt, output, score, answered_by, routing)
+
+    with (
+        httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s) as client,
+        ThreadPoolExecutor(concurrency) as pool,
+    ):
+        answers = list(pool.map(run, jobs))
+
+    tasks = list(examples)
+    scores: dict[tuple[str, str], list[float]] = {}
+    for a in answers:
+        scores.setdefault((a.model, a.task), []).append(a.score)
+    grid = {
+        model: {task: _mean(scores[(model, task)]) for task in tasks if (model, task) in scores}
+        for model in models
+    }
+    own = {task: task if task in expert_names else base_model for task in tasks}
+    policies = {
+        "base": grid[base_model],
+        "expert": {task: grid[own[task]][task] for task in tasks},
+        "oracle": {task: grid[own[task]][task] for task in tasks},
+        "auto": grid[AUTO],
+    }
+    for scores in policies.values():
+        scores["mixed"] = _mean([scores[task] for task in tasks])
+    routed = [a for a in answers if a.model == AUTO]
+    routing_accuracy = _mean([float(a.answered_by == own[a.task]) for a in routed])
+    return ExpertEval(
+        base_model=base_model,
+        tasks=tasks,
+        models=models,
+        n_per_task=n_per_task,
+        seed=seed,
+        grid=grid,
+        policies=policies,
+        routing_accuracy=routing_accuracy,
+        answers=answers,
+    )
+
+
+def _mean(values: Sequence[float]) -> float:
+    return round(sum(values) / len(values), 4) if values else 0.0
