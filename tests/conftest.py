@@ -117,8 +117,10 @@ def client(service: ServiceProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{service.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def async_client(service: ServiceProcess) -> openai.AsyncOpenAI:
+    # One per test: each test runs its own event loop, and a client's connection pool belongs to the loop
+    # that first used it ("Event loop is closed" in the next test otherwise).
     return openai.AsyncOpenAI(base_url=f"{service.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
 
 
