@@ -22,18 +22,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from experts.folders import staged_folder
+from experts.folders import ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORA_KEY, staged_folder
 
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 MERGE_REPORT = "merge_report.json"
 PEFT_PREFIX = "base_model.model."
-LORA_KEY = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight")
 # Files of the base folder that travel with the weights: tokenizer and chat template (not the project's
 # own preparation marker, not the weights and config, which the merge writes anew).
 TOKENIZER_FILES = re.compile(

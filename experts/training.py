@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import platform
-import re
 import shlex
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from experts.folders import file_sha256, staged_folder
+from experts.folders import ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORA_KEY, file_sha256, staged_folder
 from experts.formatting import ChatFormatter, SftRecord, load_sft_records
 
 if TYPE_CHECKING:
@@ -37,10 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ALL_LINEAR = "all-linear"
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 MODEL_CARD = "model_card.json"
-LORA_KEY = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight")
 LIBRARIES = ("torch", "transformers", "peft", "trl", "datasets", "safetensors", "accelerate")
 
 Progress = Callable[[float], None]

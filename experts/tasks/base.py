@@ -16,6 +16,21 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Split = Literal["train", "eval"]
+
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 SPLITS: tuple[Split, ...] = ("train", "eval")
 
 # One prompt in ten goes to eval.

@@ -12,7 +12,7 @@ import re
 import string
 from typing import Any
 
-from experts.tasks.base import Split, TaskExample, generate, strip_code_fences
+from experts.tasks.base import MONTHS, Split, TaskExample, generate, strip_code_fences
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "booking": ("kind", "name", "date", "time", "party_size", "place"),
@@ -80,20 +80,6 @@ _LAST = [
     "Osei",
     "Wright",
     "Lindqvist",
-]
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
 ]
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _NUMBER_WORDS = [
@@ -293,7 +279,7 @@ def _count(rng: random.Random, low: int, high: int) -> tuple[str, int]:
 def _date(rng: random.Random) -> str:
     if rng.random() < 0.2:
         return rng.choice(_WEEKDAYS)
-    month, day = rng.choice(_MONTHS), rng.randint(1, 28)
+    month, day = rng.choice(MONTHS), rng.randint(1, 28)
     return f"{month} {day}" if rng.random() < 0.75 else f"{day} {month}"
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from experts.tasks.base import Split, TaskExample, generate, strip_code_fences
+from experts.tasks.base import MONTHS, Split, TaskExample, generate, strip_code_fences
 from experts.tasks.shop import (
     CATEGORIES,
     CITIES,
@@ -32,20 +32,6 @@ from experts.tasks.shop import (
 
 Slots = dict[str, str]
 
-_MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
 _NUMBER_WORDS = {
     2: "two",
     3: "three",
@@ -93,7 +79,7 @@ def _count(rng: random.Random, low: int, high: int, key: str = "n") -> Slots:
 
 def _month(rng: random.Random, years: list[int]) -> Slots:
     year, month = rng.choice(years), rng.randint(1, 12)
-    return {"ym": f"{year}-{month:02d}", "month": f"{_MONTHS[month - 1]} {year}"}
+    return {"ym": f"{year}-{month:02d}", "month": f"{MONTHS[month - 1]} {year}"}
 
 
 def _city(rng: random.Random) -> Slots:
@@ -149,7 +135,7 @@ def _price(values: list[int]) -> Callable[[random.Random], Slots]:
 def _signup_since(rng: random.Random) -> Slots:
     year = rng.choice([2022, 2023])
     month = rng.randint(1, 12)
-    return {"sym": f"{year}-{month:02d}", "smonth": f"{_MONTHS[month - 1]} {year}"}
+    return {"sym": f"{year}-{month:02d}", "smonth": f"{MONTHS[month - 1]} {year}"}
 
 
 def _quarter(rng: random.Random) -> Slots:
