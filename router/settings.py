@@ -73,7 +73,7 @@ class Settings(BaseSettings):
 
     # Routing (`model: "auto"`)
     router_threshold: float = Field(
-        default=0.5, ge=0, le=1, description="Below this top-label probability, `auto` falls back."
+        default=0.4, ge=0, le=1, description="Below this top-label probability, `auto` falls back."
     )
     router_min_margin: float = Field(
         default=0.1, ge=0, le=1, description="Below this gap between the top two labels, `auto` falls back."
