@@ -24,8 +24,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 prepare: install
 	$(VENV)/bin/lora-router prepare
 
+# Development default: admin endpoints open to key-less clients on this machine only (see README, Access).
 serve: prepare
-	$(VENV)/bin/lora-router serve --host $(HOST) --port $(PORT)
+	LORA_ROUTER_ADMIN_LOCALHOST=$${LORA_ROUTER_ADMIN_LOCALHOST:-true} \
+		$(VENV)/bin/lora-router serve --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check router classifier lora_registry experts tests scripts

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from experts.tasks import TASKS, TaskExample
+from router.client import service_client
 
 AUTO = "auto"
 # Long enough for every gold answer of its task, short enough that a rambling base model stops soon.
@@ -57,6 +58,11 @@ class ExpertEval:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ExpertEval:
+        data = json.loads(text)
+        return cls(**{**data, "answers": [Answer(**a) for a in data["answers"]]})
 
     def table(self) -> str:
         """Policies by task, plus the mixed-set mean, as Markdown."""
@@ -136,6 +142,7 @@ def evaluate_experts(
     cross: bool = False,
     on_answer: Callable[[], None] = lambda: None,
     timeout_s: float = 600.0,
+    api_key: str | None = None,
 ) -> ExpertEval:
     """Ask the base model and `auto` every eval message and each expert its own task's (every task's with
     ``cross``), ``concurrency`` requests at a time so the engine batches them, and score the answers with
@@ -158,10 +165,7 @@ def evaluate_experts(
         score = TASKS[example.task].score(example, output)
         return Answer(example.task, model, example.prompt, output, score, answered_by, routing)
 
-    with (
-        httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s) as client,
-        ThreadPoolExecutor(concurrency) as pool,
-    ):
+    with service_client(url, api_key, timeout_s) as client, ThreadPoolExecutor(concurrency) as pool:
         answers = list(pool.map(run, jobs))
 
     tasks = list(examples)
@@ -198,3 +202,62 @@ def evaluate_experts(
 
 def _mean(values: Sequence[float]) -> float:
     return round(sum(values) / len(values), 4) if values else 0.0
+
+
+@dataclass
+class Agreement:
+    """The same eval messages asked of two deployments: how often the greedy answers match, and the scores."""
+
+    reference_model: str
+    model: str
+    task: str
+    n: int
+    same_output: int
+    reference_score: float
+    score: float
+    differing: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.same_output / self.n if self.n else 0.0
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "rate": round(self.rate, 4)}, indent=2) + "\n"
+
+
+def compare_with_reference(
+    url: str,
+    model: str,
+    reference: ExpertEval,
+    reference_model: str,
+    *,
+    concurrency: int = 16,
+    timeout_s: float = 600.0,
+    api_key: str | None = None,
+) -> Agreement:
+    """Ask ``model`` at ``url`` the messages ``reference_model`` answered in ``reference`` (its own task's,
+    same request) and compare outputs — e.g. a merged model served without LoRA against its adapter."""
+    mine = [a for a in reference.answers if a.model == reference_model and a.task == reference_model]
+    if not mine:
+        raise ValueError(f"the reference has no answers of {reference_model!r} on its own task")
+    task = reference_model
+    by_prompt = {e.prompt: e for e in eval_examples(reference.n_per_task, reference.seed)[task]}
+    examples = [by_prompt[a.prompt] for a in mine]
+
+    with service_client(url, api_key, timeout_s) as client, ThreadPoolExecutor(concurrency) as pool:
+        outputs = list(pool.map(lambda e: _chat(client, model, e)[0], examples))
+    differing = [
+        {"prompt": a.prompt, "reference": a.output, "output": out}
+        for a, out in zip(mine, outputs, strict=True)
+        if out != a.output
+    ]
+    return Agreement(
+        reference_model=reference_model,
+        model=model,
+        task=task,
+        n=len(mine),
+        same_output=len(mine) - len(differing),
+        reference_score=_mean([a.score for a in mine]),
+        score=_mean([TASKS[task].score(e, out) for e, out in zip(examples, outputs, strict=True)]),
+        differing=differing,
+    )

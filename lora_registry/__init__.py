@@ -3,8 +3,10 @@
 from lora_registry.base_model import BaseModelInfo
 from lora_registry.errors import (
     AdapterExistsError,
+    AdapterLimitError,
     AdapterNotFoundError,
     AdapterPathError,
+    AdapterTooLargeError,
     AdapterValidationError,
     InvalidAdapterNameError,
     RegistryError,
@@ -16,8 +18,10 @@ from lora_registry.validation import ValidatedAdapter, validate_adapter_folder
 
 __all__ = [
     "AdapterExistsError",
+    "AdapterLimitError",
     "AdapterNotFoundError",
     "AdapterPathError",
+    "AdapterTooLargeError",
     "AdapterRegistration",
     "AdapterRegistry",
     "AdapterSpec",

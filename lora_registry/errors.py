@@ -68,6 +68,27 @@ class AdapterExistsError(RegistryError):
         self.name = name
 
 
+class AdapterLimitError(RegistryError):
+    status_code = 422
+    code = "too_many_adapters"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"{limit} adapters are registered, the most this service accepts; unregister one first",
+            param="name",
+        )
+
+
+class AdapterTooLargeError(RegistryError):
+    status_code = 413
+    code = "adapter_too_large"
+
+    def __init__(self, path: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"adapter folder {path!r} holds {size} bytes; at most {limit} are accepted", param="path"
+        )
+
+
 class AdapterNotFoundError(RegistryError):
     """Lists what is registered, so a typo is obvious from the error alone."""
 

@@ -11,7 +11,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lora_registry.base_model import BaseModelInfo
-from lora_registry.errors import AdapterExistsError, AdapterNotFoundError, RegistryError
+from lora_registry.errors import (
+    AdapterExistsError,
+    AdapterLimitError,
+    AdapterNotFoundError,
+    RegistryError,
+)
 from lora_registry.spec import AdapterRegistration, AdapterSpec, check_adapter_name
 from lora_registry.store import AdapterStore
 from lora_registry.validation import ValidatedAdapter, validate_adapter_folder
@@ -38,11 +43,15 @@ class AdapterRegistry:
         base: BaseModelInfo,
         max_rank: int,
         reserved_names: set[str],
+        max_adapters: int | None = None,
+        max_adapter_bytes: int | None = None,
     ) -> None:
         self.store = store
         self.adapter_root = adapter_root
         self.base = base
         self.max_rank = max_rank
+        self.max_adapters = max_adapters
+        self.max_adapter_bytes = max_adapter_bytes
         # The base model's own name always stays reserved: as a `model` it must mean "no adapter".
         self.reserved_names = {*reserved_names, base.name}
         # Serializes writes in this process so a seed file lands all-or-nothing between registrations.
@@ -95,7 +104,7 @@ class AdapterRegistry:
                     logger.info("registry file %s: adapter %s already registered, kept as is", path, reg.name)
                     continue
                 try:
-                    pending.append((reg, self._check(reg)))
+                    pending.append((reg, self._check(reg, pending=len(pending))))
                 except RegistryError as exc:
                     raise RegistryError(
                         f"registry file {path}, adapter #{index + 1} ({reg.name!r}), field {exc.param}: "
@@ -115,13 +124,20 @@ class AdapterRegistry:
             logger.info("registered adapter %s (id %d) from registry file %s", spec.name, spec.id, path)
         return added
 
-    def _check(self, reg: AdapterRegistration) -> ValidatedAdapter:
+    def _check(self, reg: AdapterRegistration, *, pending: int = 0) -> ValidatedAdapter:
+        """Validate ``reg``; ``pending`` counts registrations checked but not stored yet (a seed file)."""
         check_adapter_name(reg.name, self.reserved_names)
         # A cheap early answer; the store's UNIQUE constraint is what really guards the name.
         if self.store.get(reg.name) is not None:
             raise AdapterExistsError(reg.name)
+        if self.max_adapters is not None and len(self.store.list()) + pending >= self.max_adapters:
+            raise AdapterLimitError(self.max_adapters)
         return validate_adapter_folder(
-            reg.path, adapter_root=self.adapter_root, base=self.base, max_rank=self.max_rank
+            reg.path,
+            adapter_root=self.adapter_root,
+            base=self.base,
+            max_rank=self.max_rank,
+            max_bytes=self.max_adapter_bytes,
         )
 
     def _add(self, reg: AdapterRegistration, validated: ValidatedAdapter) -> AdapterSpec:

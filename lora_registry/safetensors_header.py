@@ -31,6 +31,9 @@ class SafetensorsHeaderError(ValueError):
 class TensorInfo:
     dtype: str
     shape: tuple[int, ...]
+    # Where the tensor's bytes lie in the file (absolute offsets, end exclusive).
+    start: int = 0
+    end: int = 0
 
 
 def read_safetensors_header(path: Path) -> dict[str, TensorInfo]:
@@ -58,11 +61,11 @@ def read_safetensors_header(path: Path) -> dict[str, TensorInfo]:
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        tensors[name] = _parse_entry(path.name, name, entry, data_size)
+        tensors[name] = _parse_entry(path.name, name, entry, data_size, data_start=8 + header_len)
     return tensors
 
 
-def _parse_entry(file_name: str, name: str, entry: object, data_size: int) -> TensorInfo:
+def _parse_entry(file_name: str, name: str, entry: object, data_size: int, *, data_start: int) -> TensorInfo:
     if not isinstance(entry, dict):
         raise SafetensorsHeaderError(f"{file_name}: entry for tensor {name!r} is not an object")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
@@ -83,7 +86,31 @@ def _parse_entry(file_name: str, name: str, entry: object, data_size: int) -> Te
             f"{file_name}: tensor {name!r} spans {end - start} bytes, but {dtype}{shape} needs "
             f"{math.prod(shape) * DTYPE_BYTES[dtype]}"
         )
-    return TensorInfo(dtype=dtype, shape=tuple(shape))
+    return TensorInfo(dtype=dtype, shape=tuple(shape), start=data_start + start, end=data_start + end)
+
+
+# A 16-bit float is NaN or infinite exactly when its exponent bits are all ones.
+_EXPONENT_BITS = {"BF16": 0x7F80, "F16": 0x7C00}
+_WIDE_FLOATS = {"F32": "<f4", "F64": "<f8"}
+
+
+def non_finite_tensors(path: Path, tensors: dict[str, TensorInfo]) -> list[str]:
+    """Names of the float tensors holding a NaN or an infinity, reading the data through a memory map."""
+    import numpy as np
+
+    if not tensors:
+        return []
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    bad = []
+    for name, info in tensors.items():
+        raw = data[info.start : info.end]
+        if info.dtype in _EXPONENT_BITS:
+            mask = _EXPONENT_BITS[info.dtype]
+            if np.any((raw.view("<u2") & mask) == mask):
+                bad.append(name)
+        elif info.dtype in _WIDE_FLOATS and not np.isfinite(raw.view(_WIDE_FLOATS[info.dtype])).all():
+            bad.append(name)
+    return bad
 
 
 def _is_count(value: object) -> bool:

@@ -13,8 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from lora_registry.base_model import BaseModelInfo
-from lora_registry.errors import AdapterPathError, AdapterValidationError
-from lora_registry.safetensors_header import SafetensorsHeaderError, TensorInfo, read_safetensors_header
+from lora_registry.errors import AdapterPathError, AdapterTooLargeError, AdapterValidationError
+from lora_registry.safetensors_header import (
+    SafetensorsHeaderError,
+    TensorInfo,
+    non_finite_tensors,
+    read_safetensors_header,
+)
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -38,9 +43,13 @@ class ValidatedAdapter:
 
 
 def validate_adapter_folder(
-    path: str, *, adapter_root: Path, base: BaseModelInfo, max_rank: int
+    path: str, *, adapter_root: Path, base: BaseModelInfo, max_rank: int, max_bytes: int | None = None
 ) -> ValidatedAdapter:
     folder = resolve_adapter_path(path, adapter_root)
+    # Sized before anything is read, so an oversized folder costs a directory walk, not a parse.
+    size = _folder_size(folder)
+    if max_bytes is not None and size > max_bytes:
+        raise AdapterTooLargeError(path, size, max_bytes)
     config = _read_config(folder)
     rank, alpha = _check_config(config, base, max_rank)
     modules = _check_weights(folder, base, rank)
@@ -50,7 +59,7 @@ def validate_adapter_folder(
         alpha=alpha,
         target_modules=sorted({m.rpartition(".")[2] for m in modules}),
         base_model=base.name,
-        size_bytes=_folder_size(folder),
+        size_bytes=size,
     )
 
 
@@ -254,6 +263,12 @@ def _check_weights(folder: Path, base: BaseModelInfo, rank: int) -> list[str]:
         raise AdapterValidationError(f"{WEIGHTS_FILE} holds no LoRA weights", param="weights")
     for module, parts in pairs.items():
         _check_pair(module, parts, base, rank)
+    # Last, as the only check that reads the weights themselves: a NaN would poison every token of every
+    # request sharing a batch with this adapter's.
+    if bad := non_finite_tensors(file, tensors):
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        shown = ", ".join(repr(name) for name in bad[:3]) + more
+        raise AdapterValidationError(f"NaN or infinite values in {shown}", param="weights")
     return list(pairs)
 
 

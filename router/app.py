@@ -5,21 +5,26 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lora_registry import AdapterRegistry, BaseModelInfo, RegistryError, SqliteAdapterStore
 from router.api import adapters, generation, health, models, routing
+from router.auth import ApiKeys, Scope, require
 from router.default_experts import install_default_experts
 from router.engine import build_engine
 from router.errors import ServingError, error_response
+from router.limits import BodySizeLimit
+from router.protocol import ErrorResponse
 from router.routing.manager import RouterManager, TrainingOptions
 from router.routing.policy import PolicyConfig
 from router.routing.store import RouterStore
 from router.serving.adapters import AdapterServing
+from router.serving.admission import Admission
 from router.serving.chat import ChatServing
 from router.serving.completions import CompletionServing
 from router.serving.generation import Generator, InFlight
@@ -42,6 +47,8 @@ def build_registry(settings: Settings) -> AdapterRegistry:
         base=BaseModelInfo.from_folder(settings.resolved_base_model_path, settings.base_model_name),
         max_rank=settings.max_lora_rank,
         reserved_names={AUTO_MODEL, settings.base_model_name},
+        max_adapters=settings.max_adapters,
+        max_adapter_bytes=settings.max_adapter_bytes,
     )
     if settings.registry_file is not None:
         added = registry.seed_from_yaml(settings.registry_file)
@@ -93,14 +100,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     router = build_router(settings, registry)
     engine = build_engine(settings)
     in_flight = InFlight()
+    admission = Admission(settings.max_admitted, settings.retry_after_s)
     generator = Generator(engine, in_flight)
     resolver = ModelResolver(registry, router, settings.base_model_name)
     state = app.state
+    state.admission = admission
     state.chat = ChatServing(settings, resolver, renderer, generator)
     state.completions = CompletionServing(settings, resolver, renderer, generator)
     state.models = ModelsServing(registry, settings.base_model_name)
     state.adapters = AdapterServing(registry, engine, in_flight)
-    state.health = HealthServing(engine, in_flight)
+    state.health = HealthServing(engine, in_flight, admission)
     state.routing = RoutingServing(router, resolver, registry)
     logger.info("serving %s with %d adapter(s)", settings.base_model_name, len(registry.list()))
     try:
@@ -111,16 +120,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _json_error(
-    status_code: int, message: str, *, param: str | None = None, code: str | None = None
+    status_code: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = error_response(status_code, message, param=param, code=code)
-    return JSONResponse(body.model_dump(), status_code=status_code)
+    return JSONResponse(body.model_dump(), status_code=status_code, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServingError)
     async def serving_error(_: Request, exc: ServingError) -> JSONResponse:
-        return _json_error(exc.status_code, exc.message, param=exc.param, code=exc.code)
+        return _json_error(exc.status_code, exc.message, param=exc.param, code=exc.code, headers=exc.headers)
 
     @app.exception_handler(RegistryError)
     async def registry_error(_: Request, exc: RegistryError) -> JSONResponse:
@@ -144,10 +158,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _json_error(500, "internal error; see the service log", code="internal_error")
 
 
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
 def build_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="lora-router", version="0.1.0", lifespan=_lifespan)
     app.state.settings = settings
-    for module in (generation, routing, models, adapters, health):
-        app.include_router(module.router)
+    app.state.api_keys = ApiKeys(settings.api_keys, admin_localhost=settings.admin_localhost)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    user = {"dependencies": [Depends(require(Scope.USER))], "responses": _errors(401)}
+    admin = {"dependencies": [Depends(require(Scope.ADMIN))], "responses": _errors(401, 403)}
+    for module in (generation, models, routing):
+        app.include_router(module.router, **user)
+    app.include_router(routing.admin_router, **admin)
+    app.include_router(adapters.router, **admin)
+    app.include_router(health.router)
     _install_error_handlers(app)
     return app

@@ -13,6 +13,13 @@ app = typer.Typer(
 )
 
 
+# Commands that call a running service send this key (an admin key where they register or train).
+ApiKey = Annotated[
+    str | None,
+    typer.Option(envvar="LORA_ROUTER_API_KEY", help="API key for the service (env LORA_ROUTER_API_KEY)."),
+]
+
+
 def _settings(**overrides: object):  # -> Settings
     from router.settings import Settings
 
@@ -180,6 +187,7 @@ def train_adapter(
             "at another place (default: the absolute --output path)."
         ),
     ] = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Train a LoRA expert adapter on chat data (loss on the answers only), on CPU or CUDA.
 
@@ -234,16 +242,19 @@ def train_adapter(
     )
     if register:
         _register_adapter(
-            register, name or output.name, register_path or str(output.resolve()), card.data.path
+            register, name or output.name, register_path or str(output.resolve()), card.data.path, api_key
         )
 
 
-def _register_adapter(url: str, name: str, path: str, data: str) -> None:
+def _register_adapter(url: str, name: str, path: str, data: str, api_key: str | None) -> None:
     import httpx
+
+    from router.client import service_client
 
     body = {"name": name, "path": path, "description": f"LoRA expert trained on {Path(data).name}"}
     try:
-        response = httpx.post(f"{url.rstrip('/')}/v1/adapters", json=body, timeout=120)
+        with service_client(url, api_key, timeout_s=120) as client:
+            response = client.post("/v1/adapters", json=body)
     except httpx.HTTPError as error:
         typer.echo(f"registration failed: cannot reach {url}: {error}", err=True)
         raise typer.Exit(1) from None
@@ -256,6 +267,24 @@ def _register_adapter(url: str, name: str, path: str, data: str) -> None:
         raise typer.Exit(1)
     spec = response.json()
     typer.echo(f"registered as {spec['name']!r} (id {spec['id']}) at {url}")
+
+
+@app.command("api-key")
+def api_key(
+    scope: Annotated[Literal["user", "admin"], typer.Option(help="What the key may do.")] = "user",
+    key: Annotated[
+        str | None, typer.Option(help="Hash this key instead of making a new one (e.g. to rotate one in).")
+    ] = None,
+) -> None:
+    """Make an API key and print the settings entry that allows it; the service stores only its hash."""
+    import json
+
+    from router.auth import hash_key, new_key
+
+    key = key or new_key()
+    typer.echo(f"key (give it to the client; it is not stored): {key}")
+    typer.echo(f"settings entry: LORA_ROUTER_API_KEYS='{json.dumps({hash_key(key): scope})}'")
+    typer.echo("(several keys: merge their entries into one JSON object)")
 
 
 @app.command()
@@ -299,16 +328,15 @@ def eval_experts(
     concurrency: Annotated[int, typer.Option(help="Requests in flight (the engine batches them).")] = 16,
     cross: Annotated[bool, typer.Option(help="Also ask every expert every other task.")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for experts.json and experts.png.")] = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Score the base model, each expert and `auto` on every task's eval split through a running service
     (greedy), and the base / expert / oracle / auto policies on the mixed set."""
-    import httpx
 
     from experts.evaluation import evaluate_experts, request_count
     from experts.tasks import TASKS
 
-    models = httpx.get(f"{url.rstrip('/')}/v1/models", timeout=30).json()["data"]
-    base = next(m["id"] for m in models if m.get("parent") is None and m["id"] != "auto")
+    base = _service_base_model(url, api_key)
     with _progress() as progress:
         experts = sum(t.has_expert for t in TASKS.values())
         total = request_count(n, experts, cross=cross)
@@ -321,6 +349,7 @@ def eval_experts(
             concurrency=concurrency,
             cross=cross,
             on_answer=lambda: progress.advance(task),
+            api_key=api_key,
         )
     typer.echo(f"every model on every task ({n} eval messages each, greedy):\n{report.grid_table()}\n")
     typer.echo(f"policies:\n{report.table()}\n")
@@ -358,6 +387,51 @@ def serve(
     )
 
 
+@app.command("eval-merged")
+def eval_merged(
+    reference: Annotated[Path, typer.Argument(help="experts.json of an `eval-experts` run.", exists=True)],
+    adapter: Annotated[str, typer.Option(help="The adapter that was merged (its task is compared).")],
+    url: Annotated[str, typer.Option(help="The service serving the merged model.")] = "http://127.0.0.1:8000",
+    model: Annotated[
+        str | None, typer.Option(help="Model name to ask there (default: that service's base model).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 16,
+    out: Annotated[Path | None, typer.Option(help="Write the comparison as JSON here.")] = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Ask a merged model (e.g. served as the base model, without LoRA) the eval messages an adapter answered
+    in an `eval-experts` run, and report how many greedy answers are identical."""
+    from experts.evaluation import ExpertEval, compare_with_reference
+
+    evaluation = ExpertEval.from_json(reference.read_text())
+    if model is None:
+        model = _service_base_model(url, api_key)
+    try:
+        with _progress() as progress:
+            progress.add_task(f"asking {model} what {adapter} answered", total=None)
+            result = compare_with_reference(
+                url, model, evaluation, adapter, concurrency=concurrency, api_key=api_key
+            )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    typer.echo(
+        f"{model} at {url} vs {adapter} on {result.n} {result.task} eval messages: "
+        f"{result.same_output}/{result.n} identical ({result.rate:.1%}); "
+        f"score {result.score:.3f} vs {result.reference_score:.3f}"
+    )
+    if out:
+        out.write_text(result.to_json())
+        typer.echo(f"wrote {out}")
+
+
+def _service_base_model(url: str, api_key: str | None) -> str:
+    from router.client import service_client
+
+    with service_client(url, api_key) as client:
+        models = client.get("/v1/models").json()["data"]
+    return next(m["id"] for m in models if m.get("parent") is None and m["id"] != "auto")
+
+
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: each prints a table and writes JSON.")
 app.add_typer(bench_app, name="bench")
 
@@ -372,6 +446,7 @@ def bench_router(
     url: Annotated[str | None, typer.Option(help="A running service: also time `auto` TTFT there.")] = None,
     ttft_n: Annotated[int, typer.Option(help="`auto` chats timed against --url.")] = 40,
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    api_key: ApiKey = None,
 ) -> None:
     """Routing cost per message on this machine, single and batched, for the ONNX Runtime and the torch
     encoder side by side, and its share of time-to-first-token."""
@@ -414,7 +489,9 @@ def bench_router(
         result["classifier"] = latency
         if url:
             task = progress.add_task("service TTFT (auto, concurrency 1)", total=ttft_n)
-            result["service"] = service_ttft(url, texts, n=ttft_n, on_step=lambda: progress.advance(task))
+            result["service"] = service_ttft(
+                url, texts, n=ttft_n, on_step=lambda: progress.advance(task), api_key=api_key
+            )
 
     table = Table(title=f"routing cost (router {version[:12]}, {settings.router_threads} thread(s))")
     for column in ("measure", "p50 ms", "p99 ms", "n"):

@@ -10,6 +10,8 @@ from router.protocol import ErrorInfo, ErrorResponse
 class ServingError(Exception):
     status_code: int = HTTPStatus.BAD_REQUEST
     code: str | None = None
+    # Extra response headers the status calls for (WWW-Authenticate, Retry-After).
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -22,6 +24,17 @@ class ServingError(Exception):
 class InvalidRequestError(ServingError):
     status_code = HTTPStatus.BAD_REQUEST
     code = "invalid_request"
+
+
+class AuthenticationError(ServingError):
+    status_code = HTTPStatus.UNAUTHORIZED
+    code = "invalid_api_key"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class PermissionDeniedError(ServingError):
+    status_code = HTTPStatus.FORBIDDEN
+    code = "insufficient_scope"
 
 
 class ModelNotFoundError(ServingError):
@@ -37,6 +50,15 @@ class RouterBusyError(ServingError):
 class TrainingRejectedError(ServingError):
     status_code = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "invalid_training_data"
+
+
+class OverloadedError(ServingError):
+    status_code = HTTPStatus.TOO_MANY_REQUESTS
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 class EngineUnavailableError(ServingError):

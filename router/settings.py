@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_BASE_MODEL = "SmolLM2-135M-Instruct"
@@ -70,6 +70,33 @@ class Settings(BaseSettings):
         default=256, ge=1, description="max_tokens when neither request nor adapter set it."
     )
     max_n: int = Field(default=8, ge=1, description="Largest `n` accepted.")
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest request body; larger ones get 413."
+    )
+    max_messages: int = Field(default=512, ge=1, description="Most messages in one chat request.")
+    max_admitted: int = Field(
+        default=64,
+        ge=1,
+        description="Generation requests in progress at once (running or queued in the engine); "
+        "one more gets 429.",
+    )
+    retry_after_s: int = Field(default=1, ge=1, description="`Retry-After` seconds sent with a 429.")
+    max_adapters: int = Field(default=64, ge=1, description="Most adapters registered at once.")
+    max_adapter_bytes: int = Field(
+        default=1024**3, ge=1, description="Largest adapter folder accepted for registration (bytes)."
+    )
+
+    # Access
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="SHA-256 hashes of API keys → scope (`user` or `admin`), as JSON; "
+        "`lora-router api-key` makes a key and its entry. Empty: chat is open, admin endpoints need "
+        "`admin_localhost`.",
+    )
+    admin_localhost: bool = Field(
+        default=False,
+        description="Let loopback clients without a key use the admin endpoints (development only).",
+    )
 
     # Routing (`model: "auto"`)
     router_threshold: float = Field(
@@ -117,6 +144,14 @@ class Settings(BaseSettings):
         if self.max_cpu_loras < self.max_loras:
             raise ValueError("max_cpu_loras must be >= max_loras")
         return self
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        from router.auth import check_key_hashes
+
+        check_key_hashes(value)
+        return value
 
     @property
     def resolved_base_model_path(self) -> Path:

@@ -21,6 +21,7 @@ from router.prepare import prepare_base_model
 from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.adapters import make_lora_adapter
+from tests.service_config import ADMIN_KEY, API_KEYS_SETTING, MAX_ADMITTED, USER_KEY, bearer
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("LORA_ROUTER_TEST_CACHE", REPO / ".cache" / "tests"))
@@ -106,6 +107,9 @@ def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServicePro
         "LORA_ROUTER_MAX_MODEL_LEN": "2048",
         # Retraining in tests needs to be quick, not as good as the shipped default.
         "LORA_ROUTER_ROUTER_TRAIN_ITERATIONS": "10",
+        "LORA_ROUTER_API_KEYS": API_KEYS_SETTING,
+        "LORA_ROUTER_ADMIN_LOCALHOST": "false",  # whatever the caller's shell says
+        "LORA_ROUTER_MAX_ADMITTED": str(MAX_ADMITTED),
     }
     proc = ServiceProcess(env, service_data_dir / "service.log").start()
     yield proc
@@ -114,17 +118,18 @@ def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServicePro
 
 @pytest.fixture(scope="session")
 def client(service: ServiceProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{service.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=f"{service.url}/v1", api_key=USER_KEY, max_retries=0, timeout=120)
 
 
 @pytest.fixture
 def async_client(service: ServiceProcess) -> openai.AsyncOpenAI:
     # One per test: each test runs its own event loop, and a client's connection pool belongs to the loop
     # that first used it ("Event loop is closed" in the next test otherwise).
-    return openai.AsyncOpenAI(base_url=f"{service.url}/v1", api_key="not-needed", max_retries=0, timeout=120)
+    return openai.AsyncOpenAI(base_url=f"{service.url}/v1", api_key=USER_KEY, max_retries=0, timeout=120)
 
 
 @pytest.fixture(scope="session")
 def http(service: ServiceProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=service.url, timeout=120) as c:
+    """Plain HTTP with an admin key: it reaches every endpoint (test_auth.py covers the others)."""
+    with httpx.Client(base_url=service.url, timeout=120, headers=bearer(ADMIN_KEY)) as c:
         yield c

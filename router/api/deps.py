@@ -7,11 +7,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from router.serving.adapters import AdapterServing
+from router.serving.admission import Admission
 from router.serving.chat import ChatServing
 from router.serving.completions import CompletionServing
 from router.serving.health import HealthServing
 from router.serving.models import ModelsServing
 from router.serving.routing import RoutingServing
+
+
+def _admission(request: Request) -> Admission:
+    return request.app.state.admission
 
 
 def _chat(request: Request) -> ChatServing:
@@ -38,6 +43,7 @@ def _routing(request: Request) -> RoutingServing:
     return request.app.state.routing
 
 
+Admitting = Annotated[Admission, Depends(_admission)]
 Chat = Annotated[ChatServing, Depends(_chat)]
 Completions = Annotated[CompletionServing, Depends(_completions)]
 Models = Annotated[ModelsServing, Depends(_models)]

@@ -1,4 +1,4 @@
-"""``POST /v1/route`` (explain without generating) and the router admin endpoints."""
+"""``POST /v1/route`` (explain without generating), ``GET /v1/router``, and the router admin endpoints."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from router.protocol import (
 )
 
 router = APIRouter(tags=["routing"])
+# Training data and retraining: admin keys only.
+admin_router = APIRouter(tags=["routing"])
 
 
 @router.post("/v1/route", responses={400: {"model": ErrorResponse}})
@@ -27,11 +29,11 @@ async def router_info(routing: Routing) -> RouterInfo:
     return routing.info()
 
 
-@router.get("/v1/router/examples")
+@admin_router.get("/v1/router/examples")
 async def router_examples(routing: Routing) -> RouterExamples:
     return routing.examples()
 
 
-@router.post("/v1/router/train", responses={code: {"model": ErrorResponse} for code in (400, 409, 422)})
+@admin_router.post("/v1/router/train", responses={code: {"model": ErrorResponse} for code in (400, 409, 422)})
 async def train_router(body: RouterTrainRequest, routing: Routing) -> RouterInfo:
     return await routing.train(body)

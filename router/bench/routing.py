@@ -51,12 +51,17 @@ def classifier_latency(
 
 
 def service_ttft(
-    url: str, texts: list[str], *, n: int, on_step: Callable[[], None] = lambda: None
+    url: str,
+    texts: list[str],
+    *,
+    n: int,
+    on_step: Callable[[], None] = lambda: None,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
     """TTFT of `auto` chats at concurrency 1, and the routing time the service reports for each."""
     import openai
 
-    client = openai.OpenAI(base_url=f"{url.rstrip('/')}/v1", api_key="unused", max_retries=0)
+    client = openai.OpenAI(base_url=f"{url.rstrip('/')}/v1", api_key=api_key or "none", max_retries=0)
     ttft: list[float] = []
     routing_ms: list[float] = []
     for text in islice(cycle(texts), n):

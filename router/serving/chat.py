@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from router.engine.base import SamplingOptions
+from router.errors import InvalidRequestError
 from router.protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -23,6 +24,13 @@ from router.serving.targets import Target
 
 class ChatServing(GenerationServing):
     async def create(self, request: ChatCompletionRequest) -> ServingResult:
+        if len(request.messages) > self._settings.max_messages:
+            raise InvalidRequestError(
+                f"messages holds {len(request.messages)} messages; at most {self._settings.max_messages} "
+                "are accepted",
+                param="messages",
+                code="too_many_messages",
+            )
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
         target = await self._resolver.resolve(request.model, request.messages)
         defaults = target.adapter.defaults if target.adapter else None

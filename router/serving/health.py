@@ -9,27 +9,39 @@ from pydantic import BaseModel
 
 from router.engine.base import Engine, EngineError
 from router.errors import EngineUnavailableError
+from router.serving.admission import Admission
 from router.serving.generation import InFlight
 
 
 class HealthStatus(BaseModel):
     status: str
     in_flight: int
+    admitted: int
+    admission_limit: int
+    refused_overloaded: int
     started_at: int
 
 
 class HealthServing:
-    def __init__(self, engine: Engine, in_flight: InFlight) -> None:
+    def __init__(self, engine: Engine, in_flight: InFlight, admission: Admission) -> None:
         self._engine = engine
         self._in_flight = in_flight
+        self._admission = admission
         self._started_at = int(time.time())
 
-    def status(self) -> HealthStatus:
-        return HealthStatus(status="ok", in_flight=self._in_flight.total, started_at=self._started_at)
+    def status(self, status: str = "ok") -> HealthStatus:
+        return HealthStatus(
+            status=status,
+            in_flight=self._in_flight.total,
+            admitted=self._admission.admitted,
+            admission_limit=self._admission.limit,
+            refused_overloaded=self._admission.refused,
+            started_at=self._started_at,
+        )
 
     async def ready(self) -> HealthStatus:
         try:
             await self._engine.check_health()
         except EngineError as exc:
             raise EngineUnavailableError(str(exc)) from exc
-        return HealthStatus(status="ready", in_flight=self._in_flight.total, started_at=self._started_at)
+        return self.status("ready")

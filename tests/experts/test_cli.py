@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from router.cli import app
 from router.process import ServiceProcess
 from tests.experts.conftest import one_torch_thread
+from tests.service_config import ADMIN_KEY
 
 runner = CliRunner()
 
@@ -36,6 +37,7 @@ def test_generate_train_register_and_merge(
         "train-adapter", str(data), "--output", str(adapter), "--base-model", str(base_model_dir),
         "--rank", "2", "--alpha", "4", "--target-modules", "q_proj,v_proj", "--max-steps", "1",
         "--batch-size", "2", "--max-length", "128", "--register", service.url, "--name", "cli-sql",
+        "--api-key", ADMIN_KEY,
     ]  # fmt: skip
     with one_torch_thread():
         done = runner.invoke(app, train)
@@ -73,6 +75,7 @@ def test_register_failure_is_reported(tmp_path: Path, base_model_dir: Path, serv
         "train-adapter", str(data), "--output", str(tmp_path / "outside"),
         "--base-model", str(base_model_dir), "--rank", "2", "--target-modules", "q_proj",
         "--max-steps", "1", "--batch-size", "2", "--max-length", "64", "--register", service.url,
+        "--api-key", ADMIN_KEY,
     ]  # fmt: skip
     with one_torch_thread():
         done = runner.invoke(app, train)

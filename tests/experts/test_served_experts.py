@@ -17,6 +17,7 @@ from experts.evaluation import MAX_TOKENS
 from experts.tasks import TASKS, TaskExample
 from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
+from tests.service_config import USER_KEY
 
 EXPERTS = ["sql", "math", "extract"]
 N = 4
@@ -74,7 +75,7 @@ def test_mixed_concurrent_experts_and_base_answer_like_alone(
 
 def test_eval_experts_command_scores_every_model_and_policy(service: ServiceProcess, tmp_path: Path) -> None:
     cli = Path(sys.executable).with_name("lora-router")
-    args = ["eval-experts", "--url", service.url, "--n", "1", "--out", str(tmp_path)]
+    args = ["eval-experts", "--url", service.url, "--n", "1", "--out", str(tmp_path), "--api-key", USER_KEY]
     done = subprocess.run([str(cli), *args], env=dict(os.environ), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "auto / oracle on the mixed set" in done.stdout
@@ -85,3 +86,22 @@ def test_eval_experts_command_scores_every_model_and_policy(service: ServiceProc
     assert len(report["answers"]) == 2 * 4 + 3
     assert report["grid"]["sql"].keys() == {"sql"}
     assert (tmp_path / "experts.png").read_bytes().startswith(b"\x89PNG")
+
+    # The same service asked again as the `sql` model answers identically (greedy): `eval-merged` compares a
+    # merged model against these answers the same way.
+    merged = ["eval-merged", str(tmp_path / "experts.json"), "--adapter", "sql", "--url", service.url]
+    again = subprocess.run(
+        [str(cli), *merged, "--model", "sql", "--out", str(tmp_path / "agree.json"), "--api-key", USER_KEY],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "1/1 identical (100.0%)" in again.stdout
+    agreement = json.loads((tmp_path / "agree.json").read_text())
+    assert agreement["rate"] == 1.0 and agreement["score"] == agreement["reference_score"]
+    no_expert = subprocess.run(
+        [str(cli), *merged[:2], "--adapter", "chat", "--url", service.url, "--api-key", USER_KEY],
+        capture_output=True,
+        text=True,
+    )
+    assert no_expert.returncode == 2 and "no answers of 'chat'" in no_expert.stderr

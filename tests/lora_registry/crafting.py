@@ -21,9 +21,17 @@ LORA_PREFIX = "base_model.model."
 MAX_RANK = 16
 
 
-def make_registry(store: AdapterStore, adapter_root: Path, base: BaseModelInfo) -> AdapterRegistry:
+def make_registry(
+    store: AdapterStore, adapter_root: Path, base: BaseModelInfo, **limits: int
+) -> AdapterRegistry:
+    """``limits``: ``max_adapters`` / ``max_adapter_bytes``, unlimited when not given."""
     return AdapterRegistry(
-        store, adapter_root=adapter_root, base=base, max_rank=MAX_RANK, reserved_names={"auto", base.name}
+        store,
+        adapter_root=adapter_root,
+        base=base,
+        max_rank=MAX_RANK,
+        reserved_names={"auto", base.name},
+        **limits,
     )
 
 

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import load_file
+from safetensors.torch import load_file as load_torch
+from safetensors.torch import save_file as save_torch
 
 from lora_registry import (
     AdapterPathError,
@@ -429,3 +432,30 @@ def test_validate_adapter_folder_reports_what_it_found(adapter_root: Path, base_
         validate_adapter_folder("gamma", adapter_root=adapter_root, base=base_info, max_rank=4)
     assert err.value.param == "adapter_config.r"
     assert "from 1 to 4" in err.value.message
+
+
+def _rewrite_weights(folder: Path, dtype: torch.dtype, poison: float | None) -> None:
+    """Store the adapter in ``dtype``, with ``poison`` written into one element of one lora_B."""
+    file = folder / "adapter_model.safetensors"
+    tensors = {k: v.to(dtype) for k, v in load_torch(file).items()}
+    if poison is not None:
+        key = sorted(k for k in tensors if "lora_B" in k)[-1]
+        tensors[key].view(-1)[-1] = poison
+    save_torch(tensors, file)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("poison", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_weights_are_refused(
+    populated: AdapterRegistry, adapter_root: Path, dtype: torch.dtype, poison: float
+) -> None:
+    _rewrite_weights(adapter_root / "beta", dtype, poison)
+    refuse_content(populated, "beta", "weights", "NaN or infinite values in", "lora_B")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_largest_finite_weights_are_accepted(
+    populated: AdapterRegistry, adapter_root: Path, dtype: torch.dtype
+) -> None:
+    _rewrite_weights(adapter_root / "beta", dtype, torch.finfo(dtype).max)
+    assert populated.register(AdapterRegistration(name="x", path="beta")).name == "x"

@@ -12,6 +12,7 @@ import pytest
 
 from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
+from tests.service_config import USER_KEY, bearer
 
 BASE = DEFAULT_BASE_MODEL
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -201,7 +202,7 @@ def test_streaming_client_going_away_aborts_the_engine_request(
     service: ServiceProcess, http: httpx.Client
 ) -> None:
     with (
-        httpx.Client(base_url=service.url, timeout=60) as c,
+        httpx.Client(base_url=service.url, timeout=60, headers=bearer(USER_KEY)) as c,
         c.stream("POST", "/v1/chat/completions", json={**LONG, "stream": True}) as response,
     ):
         lines = response.iter_lines()
@@ -216,7 +217,7 @@ def test_non_streaming_client_going_away_aborts_the_engine_request(
 ) -> None:
     def impatient_client() -> None:
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(f"{service.url}/v1/chat/completions", json=LONG, timeout=3)
+            httpx.post(f"{service.url}/v1/chat/completions", json=LONG, headers=bearer(USER_KEY), timeout=3)
 
     thread = threading.Thread(target=impatient_client)
     thread.start()

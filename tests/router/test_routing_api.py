@@ -232,7 +232,7 @@ def test_second_concurrent_training_gets_409(http: httpx.Client, service: Servic
     outcome: dict[str, httpx.Response] = {}
 
     def first() -> None:
-        outcome["first"] = httpx.post(f"{service.url}/v1/router/train", json={}, timeout=600)
+        outcome["first"] = http.post("/v1/router/train", json={}, timeout=600)
 
     thread = threading.Thread(target=first)
     thread.start()

@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 from router.process import ServiceProcess
+from tests.service_config import USER_KEY
 
 
 def test_bench_router_smoke(service: ServiceProcess, service_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "router.json"
     cli = Path(sys.executable).with_name("lora-router")
-    env = {**os.environ, "LORA_ROUTER_DATA_DIR": str(service_data_dir)}
+    env = {**os.environ, "LORA_ROUTER_DATA_DIR": str(service_data_dir), "LORA_ROUTER_API_KEY": USER_KEY}
     args = ["bench", "router", "--n", "24", "--batch-size", "8", "--url", service.url, "--ttft-n", "3"]
     done = subprocess.run([str(cli), *args, "--out", str(out)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
