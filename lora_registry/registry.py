@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -60,7 +61,7 @@ class AdapterRegistry:
     def register(self, reg: AdapterRegistration) -> AdapterSpec:
         with self._write_lock:
             validated = self._check(reg)
-            spec = self._add(reg, validated)
+            spec = self.store.add(**_fields(reg, validated))
         logger.info(
             "registered adapter %s (id %d, rank %d) from %s", spec.name, spec.id, spec.rank, spec.path
         )
@@ -111,15 +112,7 @@ class AdapterRegistry:
                         f"{exc.message}",
                         param="registry_file",
                     ) from exc
-            added: list[AdapterSpec] = []
-            try:
-                for reg, validated in pending:
-                    added.append(self._add(reg, validated))
-            except Exception:
-                # Undo the partial seed; the ids it consumed stay retired, which is harmless.
-                for spec in added:
-                    self.store.remove(spec.name)
-                raise
+            added = self.store.add_all([_fields(reg, validated) for reg, validated in pending])
         for spec in added:
             logger.info("registered adapter %s (id %d) from registry file %s", spec.name, spec.id, path)
         return added
@@ -140,20 +133,22 @@ class AdapterRegistry:
             max_bytes=self.max_adapter_bytes,
         )
 
-    def _add(self, reg: AdapterRegistration, validated: ValidatedAdapter) -> AdapterSpec:
-        return self.store.add(
-            name=reg.name,
-            path=validated.path,
-            base_model=validated.base_model,
-            rank=validated.rank,
-            alpha=validated.alpha,
-            target_modules=validated.target_modules,
-            size_bytes=validated.size_bytes,
-            description=reg.description,
-            defaults=reg.defaults,
-            examples=reg.examples,
-            created_at=int(time.time()),
-        )
+
+def _fields(reg: AdapterRegistration, validated: ValidatedAdapter) -> dict[str, Any]:
+    """What the store keeps of a checked registration."""
+    return {
+        "name": reg.name,
+        "path": validated.path,
+        "base_model": validated.base_model,
+        "rank": validated.rank,
+        "alpha": validated.alpha,
+        "target_modules": validated.target_modules,
+        "size_bytes": validated.size_bytes,
+        "description": reg.description,
+        "defaults": reg.defaults,
+        "examples": reg.examples,
+        "created_at": int(time.time()),
+    }
 
 
 def _read_registry_file(path: Path) -> list[AdapterRegistration]:

@@ -36,9 +36,12 @@ class AdapterRegistration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # The name is checked by the registry, not here, so a bad name is answered as InvalidAdapterNameError
-    # (OpenAI error shape, param "name") rather than as a generic schema error.
-    name: str
-    path: str = Field(description="Adapter folder, relative to the adapter root or absolute inside it.")
+    # (OpenAI error shape, param "name") rather than as a generic schema error; the schema states the rule.
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN.pattern})
+    path: str = Field(
+        description="Adapter folder, relative to the adapter root or absolute inside it.",
+        json_schema_extra={"minLength": 1},
+    )
     description: str = Field(default="", max_length=1000)
     defaults: GenerationDefaults = Field(default_factory=GenerationDefaults)
     examples: list[Annotated[str, Field(min_length=1, max_length=MAX_EXAMPLE_CHARS)]] = Field(

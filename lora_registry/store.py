@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from lora_registry.errors import AdapterExistsError
 from lora_registry.spec import AdapterSpec, GenerationDefaults
@@ -31,6 +31,10 @@ class AdapterStore(Protocol):
         created_at: int,
     ) -> AdapterSpec:
         """Store a new adapter; raises AdapterExistsError when the name is taken."""
+        ...
+
+    def add_all(self, entries: list[dict[str, Any]]) -> list[AdapterSpec]:
+        """Store several (each entry holds ``add``'s keyword arguments) all together or not at all."""
         ...
 
     def remove(self, name: str) -> AdapterSpec | None: ...
@@ -79,46 +83,27 @@ class SqliteAdapterStore:
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.execute(SCHEMA)
 
-    def add(
-        self,
-        *,
-        name: str,
-        path: Path,
-        base_model: str,
-        rank: int,
-        alpha: float,
-        target_modules: list[str],
-        size_bytes: int,
-        description: str,
-        defaults: GenerationDefaults,
-        examples: list[str],
-        created_at: int,
-    ) -> AdapterSpec:
-        row = (
-            name,
-            str(path),
-            base_model,
-            rank,
-            alpha,
-            json.dumps(target_modules),
-            size_bytes,
-            description,
-            defaults.model_dump_json(),
-            json.dumps(examples),
-            created_at,
-        )
+    def add(self, **fields: Any) -> AdapterSpec:
+        return self.add_all([fields])[0]
+
+    def add_all(self, entries: list[dict[str, Any]]) -> list[AdapterSpec]:
+        # One transaction: a failure, or the process dying half-way, leaves none of the entries stored.
+        rows = [_to_row(entry) for entry in entries]
+        specs: list[AdapterSpec] = []
         with self._lock, self._transaction():
-            try:
-                cursor = self._conn.execute(
-                    "INSERT INTO adapters (name, path, base_model, rank, alpha, target_modules, size_bytes, "
-                    "description, defaults, examples, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-            except sqlite3.IntegrityError:
-                raise AdapterExistsError(name) from None
-            new_id = cursor.lastrowid
-        assert new_id is not None
-        return _to_spec((new_id, *row))
+            for row in rows:
+                try:
+                    cursor = self._conn.execute(
+                        "INSERT INTO adapters (name, path, base_model, rank, alpha, target_modules, "
+                        "size_bytes, description, defaults, examples, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        row,
+                    )
+                except sqlite3.IntegrityError:
+                    raise AdapterExistsError(row[0]) from None
+                assert cursor.lastrowid is not None
+                specs.append(_to_spec((cursor.lastrowid, *row)))
+        return specs
 
     def remove(self, name: str) -> AdapterSpec | None:
         with self._lock, self._transaction():
@@ -147,6 +132,23 @@ class SqliteAdapterStore:
         # up front so a read-then-write (remove) cannot interleave with another process's write.
         self._conn.execute("BEGIN IMMEDIATE")
         return self._conn
+
+
+def _to_row(entry: dict[str, Any]) -> tuple:
+    defaults: GenerationDefaults = entry["defaults"]
+    return (
+        entry["name"],
+        str(entry["path"]),
+        entry["base_model"],
+        entry["rank"],
+        entry["alpha"],
+        json.dumps(entry["target_modules"]),
+        entry["size_bytes"],
+        entry["description"],
+        defaults.model_dump_json(),
+        json.dumps(entry["examples"]),
+        entry["created_at"],
+    )
 
 
 def _to_spec(row: tuple) -> AdapterSpec:

@@ -93,11 +93,21 @@ def resolve_adapter_path(path: str, adapter_root: Path) -> Path:
     return folder
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def _check_path_text(path: str) -> None:
     if not path.strip():
         raise AdapterPathError("path is empty: give the adapter folder, relative to the adapter root")
     if "\x00" in path:
         raise AdapterPathError("path contains a NUL byte")
+    if _URL.match(path):
+        # Nothing is ever fetched (no outbound connections); file:// is refused too, so it cannot name a
+        # folder outside the root.
+        raise AdapterPathError(
+            f"path {path!r} is a URL; remote adapter sources are off: copy the adapter under the adapter "
+            "root and give its folder"
+        )
     # Backslashes too: a Windows-style "..\\x" is a traversal attempt even though POSIX reads it as one name.
     if ".." in PurePosixPath(path.replace("\\", "/")).parts:
         raise AdapterPathError(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lora_registry import AdapterRegistry, BaseModelInfo, RegistryError, SqliteAdapterStore
@@ -17,6 +19,7 @@ from router.api import adapters, generation, health, models, routing
 from router.auth import ApiKeys, Scope, require
 from router.default_experts import install_default_experts
 from router.engine import build_engine
+from router.engine.supervisor import EngineSupervisor
 from router.errors import ServingError, error_response
 from router.limits import BodySizeLimit
 from router.protocol import ErrorResponse
@@ -98,10 +101,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = build_registry(settings)
     renderer = PromptRenderer.from_model_dir(settings.resolved_base_model_path)
     router = build_router(settings, registry)
-    engine = build_engine(settings)
+    engine = EngineSupervisor(
+        lambda: build_engine(settings), max_model_len=settings.max_model_len, hang_s=settings.engine_hang_s
+    )
+    await engine.start()
     in_flight = InFlight()
     admission = Admission(settings.max_admitted, settings.retry_after_s)
-    generator = Generator(engine, in_flight)
+    generator = Generator(engine, in_flight, settings.engine_retry_after_s)
     resolver = ModelResolver(registry, router, settings.base_model_name)
     state = app.state
     state.admission = admission
@@ -149,13 +155,27 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _json_error(400, message, param=param, code="invalid_request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _json_error(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = exc.headers
+        if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+            # Starlette's Allow names the methods of the first route on the path only; list them all.
+            headers = {**(headers or {}), "Allow": ", ".join(_methods_on(request.app, request.url.path))}
+        return _json_error(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)
         return _json_error(500, "internal error; see the service log", code="internal_error")
+
+
+def _methods_on(app: FastAPI, path: str) -> list[str]:
+    methods = {
+        method
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.path_regex.match(path)
+        for method in route.methods
+    }
+    return sorted(methods)
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -9,9 +9,10 @@ import ipaddress
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
 from enum import IntEnum
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from router.errors import AuthenticationError, PermissionDeniedError
 
@@ -116,10 +117,17 @@ def _bearer(authorization: str | None) -> str | None:
     return key.strip()
 
 
-def require(needed: Scope) -> Callable[[Request], Coroutine[Any, Any, None]]:
+# Only for the OpenAPI document (clients and fuzzers see that a bearer key is expected); the header is
+# parsed by ApiKeys, which tells a malformed header from a missing one.
+_BEARER_SCHEME = HTTPBearer(auto_error=False, description="An API key (`lora-router api-key` makes one).")
+
+
+def require(needed: Scope) -> Callable[..., Coroutine[Any, Any, None]]:
     """A route dependency refusing callers below ``needed``."""
 
-    async def dependency(request: Request) -> None:
+    async def dependency(
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER_SCHEME)]
+    ) -> None:
         keys: ApiKeys = request.app.state.api_keys
         client = request.client.host if request.client else None
         keys.authorize(request.headers.get("authorization"), client, needed)

@@ -436,6 +436,77 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: each prints a ta
 app.add_typer(bench_app, name="bench")
 
 
+@bench_app.command("load")
+def bench_load(
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    clients: Annotated[
+        int | None, typer.Option(help="Concurrent streaming clients (default: 4x the admission limit).")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Seconds of traffic.")] = 60.0,
+    adapters: Annotated[int, typer.Option(help="Adapters in the mix, besides the base model.")] = 4,
+    max_tokens: Annotated[int, typer.Option(help="Tokens each answer is made to have.")] = 32,
+    pid: Annotated[
+        int | None, typer.Option(help="The service's process id, to sample its memory (engine included).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Overload the service: more streaming clients than it admits, over several adapters and the base
+    model. Reports accepted, 429s, errors (5xx apart), latency of accepted requests and peak memory."""
+    import asyncio
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from router.bench.load import run_load
+    from router.bench.stats import write_json
+    from router.client import service_client
+
+    with service_client(url, api_key) as client:
+        limit = client.get("/health").json()["admission_limit"]
+        listed = client.get("/v1/models").json()["data"]
+    base = next(m["id"] for m in listed if m.get("parent") is None and m["id"] != "auto")
+    adapter_names = [m["id"] for m in listed if m.get("parent") and m["id"] != "auto"][:adapters]
+    models = [*adapter_names, base]
+    clients = clients or 4 * limit
+    with _progress() as progress:
+        task = progress.add_task(f"{clients} clients over {len(models)} models", total=duration)
+        result = asyncio.run(
+            run_load(
+                url,
+                models,
+                clients=clients,
+                duration_s=duration,
+                max_tokens=max_tokens,
+                pid=pid,
+                api_key=api_key,
+                on_tick=lambda elapsed: progress.update(task, completed=min(elapsed, duration)),
+            )
+        )
+
+    table = Table(title=f"load: {clients} clients, admission limit {limit}, {result['duration_s']} s")
+    for column in ("measure", "value"):
+        table.add_column(column)
+    rows = [
+        ("accepted (per s)", f"{result['accepted']} ({result['accepted_per_s']}/s)"),
+        ("refused with 429", str(result["refused_429"])),
+        ("5xx errors", str(result["server_errors_5xx"])),
+        ("other errors", json.dumps(result["errors"]) if result["errors"] else "0"),
+    ]
+    for label, key in (("latency of accepted", "latency"), ("time to first token", "ttft")):
+        if timing := result[key]:
+            rows.append((f"{label} p50 / p99 ms", f"{timing['p50_ms']:.0f} / {timing['p99_ms']:.0f}"))
+    if rss := result["rss_mib"]:
+        rows.append(("service memory MiB start / peak / end", "{start} / {peak} / {end}".format(**rss)))
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    if out:
+        write_json(out, result)
+        typer.echo(f"wrote {out}")
+
+
 @bench_app.command("router")
 def bench_router(
     messages: Annotated[
@@ -457,7 +528,8 @@ def bench_router(
     from rich.table import Table
 
     from classifier import load_examples
-    from router.bench.routing import classifier_latency, service_ttft, write_json
+    from router.bench.routing import classifier_latency, service_ttft
+    from router.bench.stats import write_json
     from router.routing.store import RouterStore
 
     settings = _settings()

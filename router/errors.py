@@ -65,6 +65,11 @@ class EngineUnavailableError(ServingError):
     status_code = HTTPStatus.SERVICE_UNAVAILABLE
     code = "engine_unavailable"
 
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        if retry_after_s is not None:
+            self.headers = {"Retry-After": str(retry_after_s)}
+
 
 def error_type(status_code: int) -> str:
     if status_code == HTTPStatus.UNAUTHORIZED:

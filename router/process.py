@@ -65,17 +65,23 @@ class ServiceProcess:
         self.stop()
         raise TimeoutError(f"service not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
 
+    def terminate(self, timeout_s: float = 60.0) -> int | None:
+        """SIGTERM (graceful drain) and wait; the exit code, or None if it is still running."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                return None
+        return self._proc.returncode
+
     def stop(self, timeout_s: float = 60.0) -> int | None:
         """SIGTERM (graceful drain), then SIGKILL whatever is left of the group; returns the exit code."""
         if self._proc is None:
             return None
-        code = self._proc.poll()
-        if code is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                code = self._proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                code = None
+        code = self.terminate(timeout_s)
         try:
             os.killpg(self._proc.pid, signal.SIGKILL)
         except ProcessLookupError:

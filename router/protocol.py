@@ -7,23 +7,26 @@ field they do know is range-checked here so bad values are refused before anythi
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lora_registry import AdapterSpec
 
+MAX_STOPS = 4
+
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Strict: the JSON types the schema states, no coercion (a `false` seed or a `0` stream flag is refused).
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
-class TextPart(BaseModel):
+class TextPart(_Request):
     type: Literal["text"]
     text: str
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(_Request):
     role: Literal["system", "user", "assistant"]
     content: str | list[TextPart]
     name: str | None = None
@@ -35,14 +38,24 @@ class ChatMessage(BaseModel):
         return "".join(part.text for part in self.content)
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(_Request):
     include_usage: bool = False
 
 
+# What the stop validator enforces, in the OpenAPI schema too (so clients and fuzzers see the rule).
+_STOP_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": MAX_STOPS},
+        {"type": "null"},
+    ]
+}
+
+
 class _SamplingFields(_Request):
-    model: str = Field(min_length=1)
+    model: str = Field(min_length=1, examples=["auto"])
     n: int = Field(default=1, ge=1)
-    stop: str | list[str] | None = None
+    stop: str | list[str] | None = Field(default=None, json_schema_extra=_STOP_SCHEMA)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(default=None, ge=1)
@@ -57,8 +70,8 @@ class _SamplingFields(_Request):
     @classmethod
     def _check_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
         stops = [value] if isinstance(value, str) else value or []
-        if len(stops) > 4:
-            raise ValueError("at most 4 stop sequences")
+        if len(stops) > MAX_STOPS:
+            raise ValueError(f"at most {MAX_STOPS} stop sequences")
         if any(not s for s in stops):
             raise ValueError("stop sequences must be non-empty")
         return value
@@ -82,7 +95,11 @@ class ChatCompletionRequest(_SamplingFields):
 
 
 class CompletionRequest(_SamplingFields):
-    prompt: str | list[str]
+    prompt: str | list[str] = Field(
+        json_schema_extra={
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]
+        }
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -113,11 +130,29 @@ class RoutingInfo(BaseModel):
     router_version: str | None = None
 
 
+def _exactly_one_input(schema: dict[str, Any]) -> None:
+    # The schema says what the validators say: one of the two, and neither may be an explicit null.
+    for name in ("messages", "text"):
+        field = schema["properties"][name]
+        field.update(next(s for s in field.pop("anyOf") if s.get("type") != "null"))
+        field.pop("default", None)
+    schema["oneOf"] = [{"required": ["messages"]}, {"required": ["text"]}]
+
+
 class RouteRequest(_Request):
     """Either a conversation (routed as chat would be) or one text."""
 
+    model_config = ConfigDict(json_schema_extra=_exactly_one_input)
+
     messages: list[ChatMessage] | None = Field(default=None, min_length=1)
     text: str | None = Field(default=None, min_length=1)
+
+    @field_validator("messages", "text", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null: leave it out instead")
+        return value
 
     @model_validator(mode="after")
     def _one_input(self) -> RouteRequest:
@@ -130,7 +165,7 @@ class RouteRequest(_Request):
         return self.messages or [ChatMessage(role="user", content=self.text or "")]
 
 
-class TrainingExample(BaseModel):
+class TrainingExample(_Request):
     model_config = ConfigDict(extra="forbid")
 
     text: str

@@ -138,6 +138,14 @@ class Settings(BaseSettings):
     graceful_shutdown_s: float = Field(
         default=20.0, ge=0, description="Seconds in-flight requests get on SIGTERM."
     )
+    engine_hang_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds without any output while requests are in flight before the engine is restarted.",
+    )
+    engine_retry_after_s: int = Field(
+        default=5, ge=1, description="`Retry-After` seconds sent with a 503 while the engine restarts."
+    )
 
     @model_validator(mode="after")
     def _check_loras(self) -> Settings:

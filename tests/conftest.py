@@ -21,7 +21,7 @@ from router.prepare import prepare_base_model
 from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.adapters import make_lora_adapter
-from tests.service_config import ADMIN_KEY, API_KEYS_SETTING, MAX_ADMITTED, USER_KEY, bearer
+from tests.service_config import ADMIN_KEY, API_KEYS_SETTING, ENGINE_HANG_S, MAX_ADMITTED, USER_KEY, bearer
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("LORA_ROUTER_TEST_CACHE", REPO / ".cache" / "tests"))
@@ -110,6 +110,7 @@ def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServicePro
         "LORA_ROUTER_API_KEYS": API_KEYS_SETTING,
         "LORA_ROUTER_ADMIN_LOCALHOST": "false",  # whatever the caller's shell says
         "LORA_ROUTER_MAX_ADMITTED": str(MAX_ADMITTED),
+        "LORA_ROUTER_ENGINE_HANG_S": str(ENGINE_HANG_S),
     }
     proc = ServiceProcess(env, service_data_dir / "service.log").start()
     yield proc

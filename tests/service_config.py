@@ -18,3 +18,7 @@ def bearer(key: str) -> dict[str, str]:
 
 # Small enough that test_limits_api can fill it; no other test has this many requests at once.
 MAX_ADMITTED = 16
+
+# Seconds without engine output (requests in flight) before the service replaces its engine; the default is
+# longer, and the hang test waits this long.
+ENGINE_HANG_S = 10

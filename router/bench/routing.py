@@ -3,11 +3,9 @@ share of time-to-first-token at concurrency 1."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from itertools import cycle, islice
-from pathlib import Path
 from typing import Any
 
 from classifier import IntentClassifier
@@ -84,8 +82,3 @@ def service_ttft(
         "routing": routing_summary,
         "routing_share_of_ttft_p50": round(routing_summary["p50_ms"] / ttft_summary["p50_ms"], 4),
     }
-
-
-def write_json(path: Path, result: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")

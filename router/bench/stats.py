@@ -1,8 +1,11 @@
-"""Latency summaries shared by the benchmarks."""
+"""What the benchmarks share: latency summaries and their result files."""
 
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
+from typing import Any
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -21,3 +24,8 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
         "mean_ms": round(statistics.fmean(ms), 3),
         "max_ms": round(max(ms), 3),
     }
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")

@@ -83,4 +83,17 @@ class Engine(Protocol):
         """Raise EngineError when the engine cannot serve."""
         ...
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the engine's own processes have used so far, or None where that cannot be seen. A long
+        step still burns CPU; a stopped or deadlocked engine does not."""
+        ...
+
+    def unavailable(self) -> str | None:
+        """Why a request started now would fail at once (dead, restarting), or None; cheap, no I/O."""
+        ...
+
+    def fail_requests(self, reason: str) -> None:
+        """End every request in flight with EngineError(reason): the engine is about to be replaced."""
+        ...
+
     def shutdown(self) -> None: ...

@@ -32,6 +32,7 @@ class VllmEngine:
         self.max_model_len = max_model_len
         # On the CPU, base-model requests run through an all-zero adapter (see identity_lora).
         self._base_adapter = base_adapter
+        self._failure: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VllmEngine:
@@ -85,6 +86,7 @@ class VllmEngine:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
+        from vllm.v1.engine.exceptions import EngineDeadError
 
         params = SamplingParams(
             n=sampling.n,
@@ -117,6 +119,8 @@ class VllmEngine:
                     ],
                     finished=out.finished,
                 )
+        except EngineDeadError as exc:
+            raise EngineError(self._failure or "the engine process died") from exc
         except Exception as exc:
             if self._llm.errored:
                 raise EngineError(f"engine is not running: {self._llm.dead_error}") from exc
@@ -138,6 +142,32 @@ class VllmEngine:
             await self._llm.check_health()
         except Exception as exc:
             raise EngineError(f"engine is not healthy: {exc}") from exc
+
+    def cpu_seconds(self) -> float | None:
+        import psutil
+
+        manager = getattr(self._llm.engine_core.resources, "engine_manager", None)
+        total = 0.0
+        try:
+            for core in getattr(manager, "processes", None) or []:
+                process = psutil.Process(core.pid)
+                for one in (process, *process.children(recursive=True)):
+                    times = one.cpu_times()
+                    total += times.user + times.system
+        except psutil.Error:
+            return None  # a process just ended: the health check tells the rest
+        return total or None
+
+    def unavailable(self) -> str | None:
+        return f"engine is not running: {self._llm.dead_error}" if self._llm.errored else None
+
+    def fail_requests(self, reason: str) -> None:
+        # What vLLM's own output handler does when the engine dies: every request's output queue gets the
+        # error, and `generate` ends without trying to abort in an engine that may not answer.
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        self._failure = reason
+        self._llm.output_processor.propagate_error(EngineDeadError())
 
     def shutdown(self) -> None:
         self._llm.shutdown()

@@ -31,6 +31,7 @@ class ChatServing(GenerationServing):
                 param="messages",
                 code="too_many_messages",
             )
+        self._generator.ensure_available()
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
         target = await self._resolver.resolve(request.model, request.messages)
         defaults = target.adapter.defaults if target.adapter else None

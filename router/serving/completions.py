@@ -23,6 +23,7 @@ class CompletionServing(GenerationServing):
                 "streaming and `auto` routing take a single prompt; send one request per prompt",
                 param="prompt",
             )
+        self._generator.ensure_available()
         target = await self._resolver.resolve(
             request.model, [ChatMessage(role="user", content=request.prompts[0])]
         )

@@ -147,9 +147,15 @@ def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
 class Generator:
     """Runs one engine request for a resolved target, keeping in-flight counts and mapping engine faults."""
 
-    def __init__(self, engine: Engine, in_flight: InFlight) -> None:
+    def __init__(self, engine: Engine, in_flight: InFlight, retry_after_s: int) -> None:
         self.engine = engine
         self.in_flight = in_flight
+        self._retry_after_s = retry_after_s
+
+    def ensure_available(self) -> None:
+        """Refuse up front, before routing and before a stream's headers go out, while the engine is down."""
+        if (reason := self.engine.unavailable()) is not None:
+            raise EngineUnavailableError(reason, retry_after_s=self._retry_after_s)
 
     async def stream(
         self, request_id: str, prompt_ids: list[int], sampling: SamplingOptions, target: Target
@@ -163,7 +169,7 @@ class Generator:
                         yield step
             except EngineError as exc:
                 logger.error("request %s failed in the engine: %s", request_id, exc)
-                raise EngineUnavailableError(str(exc)) from exc
+                raise EngineUnavailableError(str(exc), retry_after_s=self._retry_after_s) from exc
 
     async def collect(
         self, request_id: str, prompt_ids: list[int], sampling: SamplingOptions, target: Target

@@ -7,7 +7,8 @@ import time
 
 from pydantic import BaseModel
 
-from router.engine.base import Engine, EngineError
+from router.engine.base import EngineError
+from router.engine.supervisor import EngineSupervisor
 from router.errors import EngineUnavailableError
 from router.serving.admission import Admission
 from router.serving.generation import InFlight
@@ -19,11 +20,13 @@ class HealthStatus(BaseModel):
     admitted: int
     admission_limit: int
     refused_overloaded: int
+    engine: str
+    engine_restarts: int
     started_at: int
 
 
 class HealthServing:
-    def __init__(self, engine: Engine, in_flight: InFlight, admission: Admission) -> None:
+    def __init__(self, engine: EngineSupervisor, in_flight: InFlight, admission: Admission) -> None:
         self._engine = engine
         self._in_flight = in_flight
         self._admission = admission
@@ -36,6 +39,8 @@ class HealthServing:
             admitted=self._admission.admitted,
             admission_limit=self._admission.limit,
             refused_overloaded=self._admission.refused,
+            engine=self._engine.state,
+            engine_restarts=self._engine.restarts,
             started_at=self._started_at,
         )
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lora_registry import (
     AdapterRegistration,
     AdapterRegistry,
+    AdapterSpec,
     BaseModelInfo,
     GenerationDefaults,
     RegistryError,
@@ -140,10 +142,11 @@ class RacedStore(SqliteAdapterStore):
         super().__init__(path)
         self.rival = SqliteAdapterStore(path)
 
-    def add(self, **fields: object) -> object:
-        if fields["name"] == "beta" and self.rival.get("beta") is None:
-            self.rival.add(**fields)
-        return super().add(**fields)
+    def add_all(self, entries: list[dict[str, Any]]) -> list[AdapterSpec]:
+        for fields in entries:
+            if fields["name"] == "beta" and self.rival.get("beta") is None:
+                self.rival.add(**fields)
+        return super().add_all(entries)
 
 
 def test_store_failure_midway_rolls_back_the_seed(
@@ -155,7 +158,7 @@ def test_store_failure_midway_rolls_back_the_seed(
         with pytest.raises(RegistryError) as err:
             registry.seed_from_yaml(write(tmp_path, GOOD))
         assert err.value.status_code == 409
-        # alpha was stored before the clash and has been taken out again; the rival's beta stays.
+        # alpha went in the same transaction as the clashing beta, so it is not stored; the rival's beta is.
         assert registry.names() == ["beta"]
     finally:
         store.rival.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -112,3 +114,38 @@ def test_two_stores_on_one_file_see_each_other(db_path: Path, store: SqliteAdapt
         assert add(store, "beta").id > spec.id
     finally:
         other.close()
+
+
+# A process that dies (os._exit: no cleanup, no rollback of its own) after the first of two inserts.
+DIES_MID_TRANSACTION = """
+import os, sys
+from pathlib import Path
+import lora_registry.store as store_module
+from lora_registry import GenerationDefaults, SqliteAdapterStore
+
+real_to_spec = store_module._to_spec
+def dying_to_spec(row):  # runs inside the transaction, after each insert
+    if row[1] == "second":
+        os._exit(9)
+    return real_to_spec(row)
+store_module._to_spec = dying_to_spec
+
+fields = dict(base_model="b", rank=8, alpha=16.0, target_modules=["q_proj"], size_bytes=1, description="",
+              defaults=GenerationDefaults(), examples=[], created_at=0)
+store = SqliteAdapterStore(Path(sys.argv[1]))
+store.add(name="single", path="/adapters/single", **fields)
+store.add_all([dict(name=n, path=f"/adapters/{n}", **fields) for n in ("first", "second")])
+"""
+
+
+def test_a_crash_mid_registration_leaves_no_half_entry(db_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", DIES_MID_TRANSACTION, str(db_path)], timeout=60)
+    assert done.returncode == 9  # it did die inside the second registration
+    store = SqliteAdapterStore(db_path)
+    try:
+        # The committed registration is there; of the one in progress, nothing (not even "first").
+        assert [spec.name for spec in store.list()] == ["single"]
+        # No lock or journal was left behind to block the next writer.
+        assert add(store, "first").name == "first"
+    finally:
+        store.close()

@@ -127,18 +127,18 @@ def test_dangling_symlink_pointing_outside_is_refused(
     refuse_path(populated, "gamma", "notes.txt")
 
 
+@pytest.mark.parametrize("path", ["missing", "HuggingFaceTB/some-lora"])
+def test_missing_folder_is_refused(populated: AdapterRegistry, path: str) -> None:
+    # A hub id reads as a folder name; it is looked for under the root and never fetched.
+    refuse_path(populated, path, "does not exist")
+
+
 @pytest.mark.parametrize(
     "path",
-    [
-        "missing",
-        "HuggingFaceTB/some-lora",
-        "https://huggingface.co/org/some-lora",
-        "file:///etc",
-        "s3://bucket/adapter",
-    ],
+    ["https://huggingface.co/org/some-lora", "http://10.0.0.1/a", "file:///etc", "FILE://alpha", "s3://b/a"],
 )
-def test_missing_folder_is_refused(populated: AdapterRegistry, path: str) -> None:
-    refuse_path(populated, path, "does not exist")
+def test_urls_are_refused_as_remote(populated: AdapterRegistry, path: str) -> None:
+    refuse_path(populated, path, "remote adapter sources are off")
 
 
 @pytest.mark.parametrize("path", ["", "   ", "alpha\x00", "\x00"])

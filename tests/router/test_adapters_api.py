@@ -6,16 +6,18 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
+import yaml
 
+from router.default_experts import REGISTRY_FILE
 from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
-
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+from tests.router.service_checks import QUESTION, chat, wait_for
 
 
 def ask(client: openai.OpenAI, model: str) -> str:
@@ -168,3 +170,51 @@ def test_bad_registrations_are_refused_and_registry_unchanged(
     assert error["param"] == param, error
     assert error["message"]
     assert http.get("/v1/adapters").json() == before
+
+
+def test_unregister_while_a_stream_runs_on_it(service: ServiceProcess, http: httpx.Client) -> None:
+    assert http.post("/v1/adapters", json={"name": "leaving", "path": "delta"}).status_code == 201
+    tokens = 120
+    body = {"model": "leaving", "messages": QUESTION, "max_tokens": tokens, "ignore_eos": True}
+    usage = {"stream": True, "stream_options": {"include_usage": True}}
+    with ThreadPoolExecutor(1) as pool:
+        streaming = pool.submit(chat, service.url, body | usage)
+        assert wait_for(lambda: http.get("/health").json()["in_flight"] == 1, within_s=30)
+        deleted = http.delete("/v1/adapters/leaving")
+        assert deleted.status_code == 200  # answered at once, not after the stream
+        assert not streaming.done()
+        refused = chat(service.url, body | {"max_tokens": 2})
+        assert refused.status == 404 and refused.events[0]["error"]["code"] == "model_not_found"
+        outcome = streaming.result(timeout=120)
+    # The stream already running kept its adapter's weights to its last token.
+    assert outcome.status == 200 and outcome.events[-1] == "[DONE]"
+    assert not any("error" in event for event in outcome.events[:-1])
+    assert outcome.events[-2]["usage"]["completion_tokens"] == tokens
+    assert "leaving" not in {a["name"] for a in http.get("/v1/adapters").json()["data"]}
+
+
+def test_auto_falls_back_when_the_routed_adapter_was_removed(
+    http: httpx.Client, client: openai.OpenAI
+) -> None:
+    shipped = yaml.safe_load(REGISTRY_FILE.read_text())["adapters"]
+    math_entry = next(entry for entry in shipped if entry["name"] == "math")
+    question = [{"role": "user", "content": "A baker had 12 rolls and sold 5. How many rolls are left?"}]
+
+    def route() -> tuple[dict[str, str], str]:
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=question, max_tokens=4, temperature=0
+        )
+        return dict(raw.headers), raw.parse().model
+
+    headers, _ = route()
+    assert headers["x-router-adapter"] == "math" and headers["x-router-fallback"] == "none"
+    assert http.delete("/v1/adapters/math").status_code == 200
+    try:
+        headers, model = route()
+        assert headers["x-router-label"] == "math"  # the router still says math...
+        assert headers["x-router-fallback"] == "no_adapter"  # ...but there is none: the base answers
+        assert headers["x-lora-adapter"] == "none" and model == DEFAULT_BASE_MODEL
+    finally:
+        assert http.post("/v1/adapters", json=math_entry).status_code == 201
+    headers, model = route()
+    assert headers["x-router-adapter"] == "math" and model == "math"

@@ -16,6 +16,7 @@ from router.cli import app
 from router.errors import AuthenticationError, PermissionDeniedError
 from router.process import ServiceProcess
 from router.settings import Settings
+from tests.router.service_checks import assert_error
 from tests.service_config import ADMIN_KEY, USER_KEY, bearer
 
 KEYS = {hash_key(USER_KEY): "user", hash_key(ADMIN_KEY): "admin"}
@@ -100,17 +101,11 @@ def test_api_key_command_prints_a_new_key_and_the_entry_that_allows_it() -> None
 # --- the running service ------------------------------------------------------------------------------------
 
 
-def assert_error(response: httpx.Response, status: int, error_type: str) -> None:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["type"] == error_type and error["message"]
-
-
 def test_service_refuses_chat_without_a_valid_key(service: ServiceProcess) -> None:
     in_flight_before = httpx.get(f"{service.url}/health").json()["in_flight"]
     for headers in ({}, bearer("lr-wrong"), {"Authorization": "Basic dXNlcjpwYXNz"}):
         response = httpx.post(f"{service.url}/v1/chat/completions", json=CHAT, headers=headers, timeout=30)
-        assert_error(response, 401, "authentication_error")
+        assert_error(response, 401, "invalid_api_key", error_type="authentication_error")
         assert response.headers["www-authenticate"] == "Bearer"
     assert httpx.get(f"{service.url}/health").json()["in_flight"] == in_flight_before
     wrong = openai.OpenAI(base_url=f"{service.url}/v1", api_key="lr-wrong", max_retries=0)
@@ -134,7 +129,7 @@ def test_user_key_chats_but_cannot_administer(service: ServiceProcess, http: htt
             user.post("/v1/router/train", json={"examples": [{"text": "x", "label": "chat"}]}),
         ]
     for response in refused:
-        assert_error(response, 403, "permission_error")
+        assert_error(response, 403, "insufficient_scope", error_type="permission_error")
     assert http.get("/v1/adapters").json() == adapters_before
     assert http.get("/v1/router").json()["version"] == router_before
 
@@ -145,7 +140,11 @@ def test_health_and_readiness_need_no_key(service: ServiceProcess) -> None:
 
 
 def test_openapi_documents_the_auth_errors(http: httpx.Client) -> None:
-    paths = http.get("/openapi.json").json()["paths"]
+    document = http.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    paths = document["paths"]
+    assert paths["/v1/chat/completions"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in paths["/health"]["get"]
     assert "401" in paths["/v1/chat/completions"]["post"]["responses"]
     assert {"401", "403"} <= paths["/v1/adapters"]["post"]["responses"].keys()
     assert {"401", "403"} <= paths["/v1/router/train"]["post"]["responses"].keys()
