@@ -336,7 +336,7 @@ def eval_experts(
     from experts.evaluation import evaluate_experts, request_count
     from experts.tasks import TASKS
 
-    base = _service_base_model(url, api_key)
+    base = _service_models(url, api_key)[0]
     with _progress() as progress:
         experts = sum(t.has_expert for t in TASKS.values())
         total = request_count(n, experts, cross=cross)
@@ -405,7 +405,7 @@ def eval_merged(
 
     evaluation = ExpertEval.from_json(reference.read_text())
     if model is None:
-        model = _service_base_model(url, api_key)
+        model = _service_models(url, api_key)[0]
     try:
         with _progress() as progress:
             progress.add_task(f"asking {model} what {adapter} answered", total=None)
@@ -424,12 +424,14 @@ def eval_merged(
         typer.echo(f"wrote {out}")
 
 
-def _service_base_model(url: str, api_key: str | None) -> str:
+def _service_models(url: str, api_key: str | None) -> tuple[str, list[str]]:
+    """The service's base model and its adapters, from /v1/models (`auto` is neither)."""
     from router.client import service_client
 
     with service_client(url, api_key) as client:
-        models = client.get("/v1/models").json()["data"]
-    return next(m["id"] for m in models if m.get("parent") is None and m["id"] != "auto")
+        models = [m for m in client.get("/v1/models").json()["data"] if m["id"] != "auto"]
+    base = next(m["id"] for m in models if m.get("parent") is None)
+    return base, [m["id"] for m in models if m.get("parent")]
 
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: each prints a table and writes JSON.")
@@ -465,10 +467,8 @@ def bench_load(
 
     with service_client(url, api_key) as client:
         limit = client.get("/health").json()["admission_limit"]
-        listed = client.get("/v1/models").json()["data"]
-    base = next(m["id"] for m in listed if m.get("parent") is None and m["id"] != "auto")
-    adapter_names = [m["id"] for m in listed if m.get("parent") and m["id"] != "auto"][:adapters]
-    models = [*adapter_names, base]
+    base, adapter_names = _service_models(url, api_key)
+    models = [*adapter_names[:adapters], base]
     clients = clients or 4 * limit
     with _progress() as progress:
         task = progress.add_task(f"{clients} clients over {len(models)} models", total=duration)

@@ -74,10 +74,14 @@ class EngineSupervisor:
         self.state = EngineState.READY
         self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="engine-watchdog")
 
+    def _live(self) -> Engine | None:
+        """The engine serving now; None while it starts, restarts or after shutdown."""
+        return self._engine if self.state is EngineState.READY else None
+
     def _ready_engine(self) -> Engine:
-        if self.state is not EngineState.READY or self._engine is None:
+        if (engine := self._live()) is None:
             raise EngineError(self.reason)
-        return self._engine
+        return engine
 
     async def generate(
         self,
@@ -106,25 +110,24 @@ class EngineSupervisor:
 
     async def add_adapter(self, adapter: AdapterRef) -> None:
         # While restarting there is nothing to load into; the new engine loads the adapter on first use.
-        if self.state is EngineState.READY and self._engine is not None:
-            await self._engine.add_adapter(adapter)
+        if (engine := self._live()) is not None:
+            await engine.add_adapter(adapter)
 
     async def remove_adapter(self, adapter: AdapterRef) -> None:
-        if self.state is EngineState.READY and self._engine is not None:
-            await self._engine.remove_adapter(adapter)
+        if (engine := self._live()) is not None:
+            await engine.remove_adapter(adapter)
 
     async def loaded_adapter_ids(self) -> set[int]:
-        if self.state is EngineState.READY and self._engine is not None:
-            return await self._engine.loaded_adapter_ids()
-        return set()
+        engine = self._live()
+        return await engine.loaded_adapter_ids() if engine is not None else set()
 
     async def check_health(self) -> None:
         await self._ready_engine().check_health()
 
     def unavailable(self) -> str | None:
-        if self.state is not EngineState.READY or self._engine is None:
+        if (engine := self._live()) is None:
             return self.reason
-        reason = self._engine.unavailable()
+        reason = engine.unavailable()
         if reason is not None:
             self._look_now.set()
         return reason
@@ -178,10 +181,13 @@ class EngineSupervisor:
             await self._engine.check_health()
         except EngineError as exc:
             return str(exc)
-        cpu_s, self._cpu_s = self._cpu_s, self._engine.cpu_seconds()
-        busy = cpu_s is not None and self._cpu_s is not None and self._cpu_s - cpu_s > BUSY_CPU * waited_s
-        if self._progressed or self._active == 0 or busy:
-            self._progressed = False
+        if self._progressed or self._active == 0:
+            self._progressed, self._stalled_s, self._cpu_s = False, 0.0, None
+            return None
+        # No output this tick. The CPU is sampled only now, off the normal path (it walks the process tree):
+        # the first sample is a baseline, and an engine still using CPU is busy, not stuck.
+        previous, self._cpu_s = self._cpu_s, self._engine.cpu_seconds()
+        if self._cpu_s is not None and (previous is None or self._cpu_s - previous > BUSY_CPU * waited_s):
             self._stalled_s = 0.0
             return None
         self._stalled_s += waited_s

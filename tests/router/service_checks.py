@@ -44,6 +44,12 @@ def still_serving(client: openai.OpenAI, model: str = "auto") -> None:
     assert reply.choices[0].message.content is not None
 
 
+def registry_and_router(http: httpx.Client) -> tuple[dict[str, int], str]:
+    """What must survive a refusal or a fault: registered adapters (name → id) and the live router."""
+    adapters = {a["name"]: a["id"] for a in http.get("/v1/adapters").json()["data"]}
+    return adapters, http.get("/v1/router").json()["version"]
+
+
 def wait_for(condition: Callable[[], bool], within_s: float, every_s: float = 0.1) -> bool:
     """Poll ``condition`` until it holds or ``within_s`` passes; returns whether it held."""
     deadline = time.monotonic() + within_s

@@ -17,7 +17,15 @@ import psutil
 
 from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
-from tests.router.service_checks import QUESTION, Outcome, assert_error, chat, still_serving, wait_for
+from tests.router.service_checks import (
+    QUESTION,
+    Outcome,
+    assert_error,
+    chat,
+    registry_and_router,
+    still_serving,
+    wait_for,
+)
 from tests.service_config import ENGINE_HANG_S, USER_KEY, bearer
 
 # Long enough to still be running whenever the fault comes (a CPU engine makes ~20 tokens/s per request).
@@ -97,11 +105,6 @@ def assert_recovers(
     assert health(http)["engine_restarts"] == restarts + 1
     for model in ("alpha", DEFAULT_BASE_MODEL, "auto"):
         still_serving(client, model)
-
-
-def registry_and_router(http: httpx.Client) -> tuple[dict[str, int], str]:
-    adapters = {a["name"]: a["id"] for a in http.get("/v1/adapters").json()["data"]}
-    return adapters, http.get("/v1/router").json()["version"]
 
 
 def test_killed_engine_fails_in_flight_requests_then_comes_back(

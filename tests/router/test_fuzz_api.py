@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 import httpx
 
 from router.process import REPO, ServiceProcess
+from tests.router.service_checks import registry_and_router
 from tests.service_config import ADMIN_KEY
 
 CONFIG = Path(__file__).parent / "fuzz" / "schemathesis.toml"
@@ -24,11 +25,7 @@ CONFIG = Path(__file__).parent / "fuzz" / "schemathesis.toml"
 def test_fuzzing_the_openapi_schema_finds_nothing(
     service: ServiceProcess, http: httpx.Client, tmp_path: Path
 ) -> None:
-    def registry() -> dict[str, int]:
-        return {a["name"]: a["id"] for a in http.get("/v1/adapters").json()["data"]}
-
-    adapters = registry()
-    router_version = http.get("/v1/router").json()["version"]
+    before = registry_and_router(http)
     cli = Path(sys.executable).with_name("schemathesis")
     args = [str(cli), "--config-file", str(CONFIG), "run", f"{service.url}/openapi.json", "--checks", "all"]
     args += ["-H", f"Authorization: Bearer {ADMIN_KEY}", "--exclude-method", "DELETE"]
@@ -48,6 +45,5 @@ def test_fuzzing_the_openapi_schema_finds_nothing(
     suite = ElementTree.parse(junit).getroot().find("testsuite")
     assert suite is not None and int(suite.get("tests", "0")) >= 10  # every operation was exercised
     assert suite.get("failures") == "0" and suite.get("errors") == "0"
-    assert registry() == adapters
-    assert http.get("/v1/router").json()["version"] == router_version
+    assert registry_and_router(http) == before
     assert http.get("/health").json()["admitted"] == 0
