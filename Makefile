@@ -3,11 +3,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export LORA_ROUTER_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install serve prepare test lint clean
+.PHONY: install serve prepare test lint browser clean
 
 install: $(VENV)/.installed
 
@@ -32,7 +33,11 @@ serve: prepare
 lint: install
 	$(VENV)/bin/ruff check router classifier lora_registry experts tests scripts
 
-test: lint
+# The page tests drive the system's Chromium; nothing downloads a browser of its own.
+browser:
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+test: lint browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

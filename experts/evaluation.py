@@ -225,6 +225,11 @@ class Agreement:
         return json.dumps({**asdict(self), "rate": round(self.rate, 4)}, indent=2) + "\n"
 
 
+def own_task_answers(reference: ExpertEval, model: str) -> list[Answer]:
+    """``model``'s answers in ``reference`` on its own task (an expert is named after its task)."""
+    return [a for a in reference.answers if a.model == model and a.task == model]
+
+
 def compare_with_reference(
     url: str,
     model: str,
@@ -232,20 +237,26 @@ def compare_with_reference(
     reference_model: str,
     *,
     concurrency: int = 16,
+    on_answer: Callable[[], None] = lambda: None,
     timeout_s: float = 600.0,
     api_key: str | None = None,
 ) -> Agreement:
     """Ask ``model`` at ``url`` the messages ``reference_model`` answered in ``reference`` (its own task's,
     same request) and compare outputs — e.g. a merged model served without LoRA against its adapter."""
-    mine = [a for a in reference.answers if a.model == reference_model and a.task == reference_model]
+    mine = own_task_answers(reference, reference_model)
     if not mine:
         raise ValueError(f"the reference has no answers of {reference_model!r} on its own task")
     task = reference_model
     by_prompt = {e.prompt: e for e in eval_examples(reference.n_per_task, reference.seed)[task]}
     examples = [by_prompt[a.prompt] for a in mine]
 
+    def ask(example: TaskExample) -> str:
+        output = _chat(client, model, example)[0]
+        on_answer()
+        return output
+
     with service_client(url, api_key, timeout_s) as client, ThreadPoolExecutor(concurrency) as pool:
-        outputs = list(pool.map(lambda e: _chat(client, model, e)[0], examples))
+        outputs = list(pool.map(ask, examples))
     differing = [
         {"prompt": a.prompt, "reference": a.output, "output": out}
         for a, out in zip(mine, outputs, strict=True)

@@ -90,6 +90,20 @@ class AdapterRegistry:
     def names(self) -> list[str]:
         return [spec.name for spec in self.store.list()]
 
+    def folders(self, max_depth: int = 3) -> list[tuple[str, str | None]]:
+        """Adapter folders under the root (they hold ``adapter_config.json``), as paths relative to it, each
+        with the name registered from it, if any: what an operator can pick from to register."""
+        root = self.adapter_root.resolve()
+        used = {spec.path.resolve(): spec.name for spec in self.store.list()}
+        found: list[tuple[str, str | None]] = []
+        for config in sorted(root.glob("**/adapter_config.json")):
+            folder = config.parent
+            relative = folder.relative_to(root)
+            # Links are skipped: registration refuses folders that lead out of the root anyway.
+            if len(relative.parts) <= max_depth and not folder.is_symlink():
+                found.append((relative.as_posix(), used.get(folder.resolve())))
+        return found
+
     def seed_from_yaml(self, path: Path) -> list[AdapterSpec]:
         """Register the file's adapters that are not registered yet; returns the newly registered ones.
 

@@ -15,13 +15,15 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lora_registry import AdapterRegistry, BaseModelInfo, RegistryError, SqliteAdapterStore
-from router.api import adapters, generation, health, models, routing
+from router.api import adapters, generation, health, metrics, models, routing, ui
 from router.auth import ApiKeys, Scope, require
 from router.default_experts import install_default_experts
 from router.engine import build_engine
 from router.engine.supervisor import EngineSupervisor
 from router.errors import ServingError, error_response
 from router.limits import BodySizeLimit
+from router.observability.context import RequestIdMiddleware
+from router.observability.metrics import ServiceMetrics
 from router.protocol import ErrorResponse
 from router.routing.manager import RouterManager, TrainingOptions
 from router.routing.policy import PolicyConfig
@@ -32,6 +34,7 @@ from router.serving.chat import ChatServing
 from router.serving.completions import CompletionServing
 from router.serving.generation import Generator, InFlight
 from router.serving.health import HealthServing
+from router.serving.metrics import MetricsServing
 from router.serving.models import ModelsServing
 from router.serving.prompts import PromptRenderer
 from router.serving.routing import RoutingServing
@@ -71,16 +74,9 @@ def build_router(settings: Settings, registry: AdapterRegistry) -> RouterManager
     # The engine core is another process with its own threads; more here only fight it for the cores.
     # (The ONNX encoder gets the same bound through RouterStore.)
     torch.set_num_threads(settings.router_threads)
-    config = PolicyConfig(
-        threshold=settings.router_threshold,
-        min_margin=settings.router_min_margin,
-        fallback=settings.resolved_router_fallback,
-        base_model=settings.base_model_name,
-        route_map=settings.resolved_route_map,
-    )
     router = RouterManager(
         RouterStore.for_settings(settings),
-        config,
+        PolicyConfig.from_settings(settings),
         adapters=lambda: set(registry.names()),
         context_turns=settings.router_context_turns,
         training=TrainingOptions(
@@ -107,16 +103,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await engine.start()
     in_flight = InFlight()
     admission = Admission(settings.max_admitted, settings.retry_after_s)
-    generator = Generator(engine, in_flight, settings.engine_retry_after_s)
+    metrics = ServiceMetrics()
+    generator = Generator(engine, in_flight, metrics, settings.engine_retry_after_s)
     resolver = ModelResolver(registry, router, settings.base_model_name)
     state = app.state
     state.admission = admission
     state.chat = ChatServing(settings, resolver, renderer, generator)
     state.completions = CompletionServing(settings, resolver, renderer, generator)
     state.models = ModelsServing(registry, settings.base_model_name)
-    state.adapters = AdapterServing(registry, engine, in_flight)
+    state.adapters = AdapterServing(registry, engine, in_flight, metrics)
     state.health = HealthServing(engine, in_flight, admission)
-    state.routing = RoutingServing(router, resolver, registry)
+    state.metrics = MetricsServing(metrics, engine, registry, in_flight, admission)
+    state.routing = RoutingServing(router, resolver, registry, settings.resolved_router_eval_file)
     logger.info("serving %s with %d adapter(s)", settings.base_model_name, len(registry.list()))
     try:
         yield
@@ -187,6 +185,8 @@ def build_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = ApiKeys(settings.api_keys, admin_localhost=settings.admin_localhost)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: even a refused body gets a request id and an access log line.
+    app.add_middleware(RequestIdMiddleware)
     user = {"dependencies": [Depends(require(Scope.USER))], "responses": _errors(401)}
     admin = {"dependencies": [Depends(require(Scope.ADMIN))], "responses": _errors(401, 403)}
     for module in (generation, models, routing):
@@ -194,5 +194,8 @@ def build_app(settings: Settings) -> FastAPI:
     app.include_router(routing.admin_router, **admin)
     app.include_router(adapters.router, **admin)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    # The pages are static; what they do goes through the API with the key typed into them.
+    app.include_router(ui.router)
     _install_error_handlers(app)
     return app

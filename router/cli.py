@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -26,10 +25,6 @@ def _settings(**overrides: object):  # -> Settings
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def _progress():  # -> rich.progress.Progress
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -39,6 +34,7 @@ def _progress():  # -> rich.progress.Progress
 def _train_router_with_progress(settings, examples: Path) -> str:  # noqa: ANN001
     from router.routing.offline import train_router
 
+    _quiet_router_training()
     with _progress() as progress:
         task = progress.add_task(f"router: training on {examples.name}", total=1.0)
         version, classifier = train_router(
@@ -57,6 +53,7 @@ def prepare(force: Annotated[bool, typer.Option(help="Rebuild even if already pr
 
     settings = _settings()
     target = settings.resolved_base_model_path
+    _quiet_transformers()
     with _progress() as progress:
         task = progress.add_task("base model: checking", total=None)
         written = prepare_base_model(
@@ -88,6 +85,7 @@ def eval_router(
     """Accuracy, macro-F1, confusion matrix and the threshold / fallback-rate trade-off on held-out data."""
     from router.routing.offline import evaluate_router
 
+    _quiet_transformers()
     with _progress() as progress:
         progress.add_task("router: evaluating", total=None)
         version, report = evaluate_router(_settings(), heldout, version)
@@ -104,6 +102,18 @@ def _quiet_transformers() -> None:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
+
+
+def _quiet_router_training() -> None:
+    # Besides transformers: datasets draws a bar per mapping, and importing setfit's trainer turns its log
+    # level up to INFO (a banner per run); import it first so the level set here is the one that stays.
+    import datasets
+    import setfit.trainer  # noqa: F401
+    from setfit import logging as setfit_logging
+
+    _quiet_transformers()
+    datasets.disable_progress_bars()
+    setfit_logging.set_verbosity_warning()
 
 
 def _base_model(path: Path | None) -> Path:
@@ -288,6 +298,26 @@ def api_key(
 
 
 @app.command()
+def chat(
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    model: Annotated[
+        str, typer.Option(help="'auto' (route each message), an adapter's name or the base model's.")
+    ] = "auto",
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Most tokens per answer (default: the service's).", min=1)
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt put before the conversation.")] = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Chat with a running service in the terminal; before each answer, which model answers and why.
+
+    Commands: /model NAME, /models, /reset, /help, /quit (end of input quits too). Input may be piped."""
+    from router.terminal_chat import TerminalChat
+
+    TerminalChat(url, api_key, model=model, max_tokens=max_tokens, system=system).run()
+
+
+@app.command()
 def merge(
     adapter: Annotated[Path, typer.Argument(help="PEFT LoRA adapter folder.", exists=True, file_okay=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the merged model.")],
@@ -375,14 +405,16 @@ def serve(
     import uvicorn
 
     from router.app import build_app
+    from router.observability.logs import configure_logging
 
-    _logging(log_level)
     settings = _settings(host=host, port=port)
     uvicorn.run(
         build_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level=log_level,
+        log_config=configure_logging(log_level, settings.log_format),
+        # Replaced by the service's own access log, which carries the request id and the routing.
+        access_log=False,
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
     )
 
@@ -401,16 +433,23 @@ def eval_merged(
 ) -> None:
     """Ask a merged model (e.g. served as the base model, without LoRA) the eval messages an adapter answered
     in an `eval-experts` run, and report how many greedy answers are identical."""
-    from experts.evaluation import ExpertEval, compare_with_reference
+    from experts.evaluation import ExpertEval, compare_with_reference, own_task_answers
 
     evaluation = ExpertEval.from_json(reference.read_text())
     if model is None:
         model = _service_models(url, api_key)[0]
     try:
         with _progress() as progress:
-            progress.add_task(f"asking {model} what {adapter} answered", total=None)
+            total = len(own_task_answers(evaluation, adapter))
+            task = progress.add_task(f"asking {model} what {adapter} answered", total=total)
             result = compare_with_reference(
-                url, model, evaluation, adapter, concurrency=concurrency, api_key=api_key
+                url,
+                model,
+                evaluation,
+                adapter,
+                concurrency=concurrency,
+                on_answer=lambda: progress.advance(task),
+                api_key=api_key,
             )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -533,6 +572,7 @@ def bench_router(
     from router.routing.store import RouterStore
 
     settings = _settings()
+    _quiet_transformers()
     torch.set_num_threads(settings.router_threads)  # as inside the service
     version = RouterStore(settings.router_dir).current_version()
     if version is None:

@@ -47,6 +47,11 @@ class RouterBusyError(ServingError):
     code = "router_training_in_progress"
 
 
+class RouterUnavailableError(ServingError):
+    status_code = HTTPStatus.CONFLICT
+    code = "no_router"
+
+
 class TrainingRejectedError(ServingError):
     status_code = HTTPStatus.UNPROCESSABLE_ENTITY
     code = "invalid_training_data"

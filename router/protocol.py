@@ -195,6 +195,35 @@ class RouterInfo(BaseModel):
     last_training_error: str | None = None
 
 
+class RouterEvalRequest(_Request):
+    examples: list[TrainingExample] = Field(default_factory=list)
+    """Labelled messages to evaluate on, e.g. held-out messages of a new label."""
+    heldout: bool = True
+    """Also evaluate on the service's held-out set (LORA_ROUTER_ROUTER_EVAL_FILE)."""
+
+
+class LabelScore(BaseModel):
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class RouterEvaluation(BaseModel):
+    """The live router on labelled messages; confusion rows are true labels, columns predicted ones."""
+
+    object: Literal["router.evaluation"] = "router.evaluation"
+    version: str
+    count: int
+    accuracy: float
+    macro_f1: float
+    labels: list[str]
+    confusion: list[list[int]]
+    per_label: list[LabelScore]
+    fallback_label: str | None = None
+
+
 class RouterExamples(BaseModel):
     object: Literal["list"] = "list"
     version: str | None
@@ -276,6 +305,8 @@ class ModelCard(BaseModel):
     root: str | None = None
     parent: str | None = None
     description: str | None = None
+    system_prompt: str | None = None
+    """Not OpenAI's: the system prompt this adapter puts before conversations that have none."""
 
 
 class ModelList(BaseModel):
@@ -287,10 +318,23 @@ class AdapterInfo(AdapterSpec):
     object: Literal["adapter"] = "adapter"
     loaded: bool
     """Whether the engine holds its weights now (loaded on first use, evicted LRU)."""
+    requests_served: int = 0
+    """Generation requests it answered since the service started."""
 
     @classmethod
-    def from_spec(cls, spec: AdapterSpec, *, loaded: bool) -> AdapterInfo:
-        return cls(**spec.model_dump(), loaded=loaded)
+    def from_spec(cls, spec: AdapterSpec, *, loaded: bool, requests_served: int = 0) -> AdapterInfo:
+        return cls(**spec.model_dump(), loaded=loaded, requests_served=requests_served)
+
+
+class AdapterFolder(BaseModel):
+    path: str
+    """Relative to the adapter root: what `POST /v1/adapters` takes as `path`."""
+    registered_as: str | None = None
+
+
+class AdapterFolderList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AdapterFolder]
 
 
 class AdapterList(BaseModel):

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
         default=None,
         description="Examples `prepare` trains the default router on. Default: the shipped intents.",
     )
+    router_eval_file: Path | None = Field(
+        default=None,
+        description="Held-out examples the operator page evaluates routers on. Default: the shipped ones.",
+    )
     router_threads: int = Field(
         default=1, ge=1, description="Threads the router's encoder uses (the engine has its own)."
     )
@@ -135,6 +139,9 @@ class Settings(BaseSettings):
     router_max_examples: int = Field(default=5000, ge=2, description="Largest training set accepted.")
     router_max_text_chars: int = Field(default=2000, ge=1, description="Longest training example accepted.")
 
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Service log lines: JSON objects (with request ids) or plain text."
+    )
     graceful_shutdown_s: float = Field(
         default=20.0, ge=0, description="Seconds in-flight requests get on SIGTERM."
     )
@@ -180,6 +187,10 @@ class Settings(BaseSettings):
     @property
     def resolved_router_examples_file(self) -> Path:
         return self.router_examples_file or Path(__file__).parent / "defaults" / "intents.yaml"
+
+    @property
+    def resolved_router_eval_file(self) -> Path:
+        return self.router_eval_file or Path(__file__).parent / "defaults" / "intents_heldout.yaml"
 
     @property
     def router_dir(self) -> Path:

@@ -11,6 +11,7 @@ from router.serving.admission import Admission
 from router.serving.chat import ChatServing
 from router.serving.completions import CompletionServing
 from router.serving.health import HealthServing
+from router.serving.metrics import MetricsServing
 from router.serving.models import ModelsServing
 from router.serving.routing import RoutingServing
 
@@ -39,6 +40,10 @@ def _health(request: Request) -> HealthServing:
     return request.app.state.health
 
 
+def _metrics(request: Request) -> MetricsServing:
+    return request.app.state.metrics
+
+
 def _routing(request: Request) -> RoutingServing:
     return request.app.state.routing
 
@@ -50,3 +55,4 @@ Models = Annotated[ModelsServing, Depends(_models)]
 Adapters = Annotated[AdapterServing, Depends(_adapters)]
 Health = Annotated[HealthServing, Depends(_health)]
 Routing = Annotated[RoutingServing, Depends(_routing)]
+Metrics = Annotated[MetricsServing, Depends(_metrics)]

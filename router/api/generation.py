@@ -20,7 +20,8 @@ CLIENT_CLOSED = 499
 
 
 def _headers(result: ServingResult) -> dict[str, str]:
-    return {"x-request-id": result.request_id, **result.target.headers()}
+    # x-request-id is added to every response by RequestIdMiddleware.
+    return result.target.headers()
 
 
 async def _respond(

@@ -8,6 +8,8 @@ from router.api.deps import Routing
 from router.protocol import (
     ErrorResponse,
     RouteRequest,
+    RouterEvalRequest,
+    RouterEvaluation,
     RouterExamples,
     RouterInfo,
     RouterTrainRequest,
@@ -37,3 +39,8 @@ async def router_examples(routing: Routing) -> RouterExamples:
 @admin_router.post("/v1/router/train", responses={code: {"model": ErrorResponse} for code in (400, 409, 422)})
 async def train_router(body: RouterTrainRequest, routing: Routing) -> RouterInfo:
     return await routing.train(body)
+
+
+@admin_router.post("/v1/router/evaluate", responses={code: {"model": ErrorResponse} for code in (400, 409)})
+async def evaluate_router(body: RouterEvalRequest, routing: Routing) -> RouterEvaluation:
+    return await routing.evaluate(body)

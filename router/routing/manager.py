@@ -68,7 +68,7 @@ class RouterManager:
         self.config = config
         self._adapters = adapters
         self._context_turns = context_turns
-        self._training_options = training
+        self.training_options = training
         self._live: LiveRouter | None = None
         self._train_lock = asyncio.Lock()
         self.training = TrainingStatus()
@@ -135,7 +135,7 @@ class RouterManager:
                 self.training.running = False
 
     async def _train(self, examples: list[Example]) -> LiveRouter:
-        options = self._training_options
+        options = self.training_options
         try:
             check_training_set(
                 examples, max_examples=options.max_examples, max_text_chars=options.max_text_chars

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from classifier import EvalReport, IntentClassifier, check_training_set, load_examples
+from router.routing.policy import PolicyConfig
 from router.routing.store import RouterStore
 from router.settings import Settings
 
@@ -46,13 +47,6 @@ def evaluate_router(
     if version is None:
         raise FileNotFoundError(f"no router in {settings.router_dir}; run `lora-router train-router` first")
     classifier, _ = store.load(version)
-    fallback_label = next(
-        (
-            label
-            for label, target in settings.resolved_route_map.items()
-            if target == settings.resolved_router_fallback
-        ),
-        None,
-    )
+    fallback_label = PolicyConfig.from_settings(settings).fallback_label()
     report = classifier.evaluate(load_examples(heldout_path), fallback_label=fallback_label)
     return version, report

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from router.settings import Settings
 
 
 class FallbackReason:
@@ -29,8 +33,23 @@ class PolicyConfig:
     route_map: Mapping[str, str] = field(default_factory=dict)
     """label → model name (an adapter or the base model); unmapped labels go to the adapter of that name."""
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PolicyConfig:
+        return cls(
+            threshold=settings.router_threshold,
+            min_margin=settings.router_min_margin,
+            fallback=settings.resolved_router_fallback,
+            base_model=settings.base_model_name,
+            route_map=settings.resolved_route_map,
+        )
+
     def target_of(self, label: str) -> str:
         return self.route_map.get(label, label)
+
+    def fallback_label(self) -> str | None:
+        """The label whose messages the fallback model serves (e.g. "chat" → base): in an evaluation, a
+        fallback on such a message is the right answer."""
+        return next((label for label, target in self.route_map.items() if target == self.fallback), None)
 
 
 @dataclass(frozen=True)

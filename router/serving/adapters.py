@@ -7,27 +7,40 @@ import logging
 
 from lora_registry import AdapterRegistration, AdapterRegistry, AdapterSpec
 from router.engine.base import AdapterRef, Engine
-from router.protocol import AdapterDeleted, AdapterInfo, AdapterList
+from router.observability.metrics import ServiceMetrics
+from router.protocol import AdapterDeleted, AdapterFolder, AdapterFolderList, AdapterInfo, AdapterList
 from router.serving.generation import InFlight
 
 logger = logging.getLogger(__name__)
 
 
 class AdapterServing:
-    def __init__(self, registry: AdapterRegistry, engine: Engine, in_flight: InFlight) -> None:
+    def __init__(
+        self, registry: AdapterRegistry, engine: Engine, in_flight: InFlight, metrics: ServiceMetrics
+    ) -> None:
         self._registry = registry
         self._engine = engine
         self._in_flight = in_flight
+        self._metrics = metrics
 
     async def _info(self, specs: list[AdapterSpec]) -> list[AdapterInfo]:
         loaded = await self._engine.loaded_adapter_ids()
-        return [AdapterInfo.from_spec(spec, loaded=spec.id in loaded) for spec in specs]
+        return [
+            AdapterInfo.from_spec(
+                spec, loaded=spec.id in loaded, requests_served=self._metrics.served(spec.name)
+            )
+            for spec in specs
+        ]
 
     async def list(self) -> AdapterList:
         return AdapterList(data=await self._info(self._registry.list()))
 
     async def get(self, name: str) -> AdapterInfo:
         return (await self._info([self._registry.get(name)]))[0]
+
+    async def folders(self) -> AdapterFolderList:
+        found = await asyncio.to_thread(self._registry.folders)
+        return AdapterFolderList(data=[AdapterFolder(path=p, registered_as=n) for p, n in found])
 
     async def register(self, registration: AdapterRegistration) -> AdapterInfo:
         # Validation reads files: keep it off the event loop so chat keeps streaming meanwhile.

@@ -33,7 +33,7 @@ class ChatServing(GenerationServing):
             )
         self._generator.ensure_available()
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
-        target = await self._resolver.resolve(request.model, request.messages)
+        target = await self._resolve(request.model, request.messages)
         defaults = target.adapter.defaults if target.adapter else None
         prompt_ids = self._renderer.render_chat(self._renderer.with_defaults(request.messages, defaults))
         sampling = self._sampling(

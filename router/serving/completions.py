@@ -24,9 +24,7 @@ class CompletionServing(GenerationServing):
                 param="prompt",
             )
         self._generator.ensure_available()
-        target = await self._resolver.resolve(
-            request.model, [ChatMessage(role="user", content=request.prompts[0])]
-        )
+        target = await self._resolve(request.model, [ChatMessage(role="user", content=request.prompts[0])])
         encoded = [self._renderer.encode(p) for p in request.prompts]
         if any(not ids for ids in encoded):
             raise InvalidRequestError("prompt must not be empty", param="prompt")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager
@@ -14,7 +15,9 @@ from pydantic import BaseModel
 from lora_registry import GenerationDefaults
 from router.engine.base import CompletionDelta, Engine, EngineError, GenerationStep, SamplingOptions
 from router.errors import EngineUnavailableError, InvalidRequestError, ServingError
-from router.protocol import Usage, _SamplingFields
+from router.observability import context
+from router.observability.metrics import ServiceMetrics, outcome_of
+from router.protocol import ChatMessage, Usage, _SamplingFields
 from router.serving.prompts import PromptRenderer
 from router.serving.sse import SSE_DONE, sse_error, sse_event
 from router.serving.targets import ModelResolver, Target
@@ -32,6 +35,8 @@ class InFlight:
 
     def __init__(self) -> None:
         self.total = 0
+        # Of those, the ones with no first token yet: the engine's queue as serving sees it.
+        self.waiting = 0
         self._by_adapter: Counter[int] = Counter()
         self._when_idle: dict[int, list[Callable[[], Awaitable[None]]]] = {}
 
@@ -147,9 +152,12 @@ def usage(prompt_tokens: int, completion_tokens: int) -> Usage:
 class Generator:
     """Runs one engine request for a resolved target, keeping in-flight counts and mapping engine faults."""
 
-    def __init__(self, engine: Engine, in_flight: InFlight, retry_after_s: int) -> None:
+    def __init__(
+        self, engine: Engine, in_flight: InFlight, metrics: ServiceMetrics, retry_after_s: int
+    ) -> None:
         self.engine = engine
         self.in_flight = in_flight
+        self.metrics = metrics
         self._retry_after_s = retry_after_s
 
     def ensure_available(self) -> None:
@@ -161,15 +169,35 @@ class Generator:
         self, request_id: str, prompt_ids: list[int], sampling: SamplingOptions, target: Target
     ) -> AsyncIterator[GenerationStep]:
         adapter = target.adapter_ref
+        request = context.current()
+        # Time to first token counts from the request's arrival, so routing is part of it.
+        arrived = request.started if request is not None else time.perf_counter()
+        first_token: float | None = None
+        tokens = 0
+        self.in_flight.waiting += 1
         with self.in_flight.track(adapter.id if adapter else None):
             try:
                 # Closing this stream early (client gone) must close the engine's, which aborts the request.
                 async with aclosing(self.engine.generate(request_id, prompt_ids, sampling, adapter)) as steps:
                     async for step in steps:
+                        produced = sum(delta.num_tokens for delta in step.deltas)
+                        if produced and first_token is None:
+                            first_token = time.perf_counter()
+                            self.in_flight.waiting -= 1
+                        tokens += produced
                         yield step
             except EngineError as exc:
                 logger.error("request %s failed in the engine: %s", request_id, exc)
                 raise EngineUnavailableError(str(exc), retry_after_s=self._retry_after_s) from exc
+            finally:
+                if first_token is None:
+                    self.in_flight.waiting -= 1
+                self.metrics.record_generation(
+                    target.model_name,
+                    first_token_s=None if first_token is None else first_token - arrived,
+                    tokens=tokens,
+                    decode_s=0.0 if first_token is None else time.perf_counter() - first_token,
+                )
 
     async def collect(
         self, request_id: str, prompt_ids: list[int], sampling: SamplingOptions, target: Target
@@ -190,6 +218,20 @@ class GenerationServing:
         self._resolver = resolver
         self._renderer = renderer
         self._generator = generator
+
+    async def _resolve(self, model: str, messages: list[ChatMessage]) -> Target:
+        """What answers, counted in the metrics and named in the request's log line."""
+        target = await self._resolver.resolve(model, messages)
+        routing = target.routing
+        self._generator.metrics.record_target(routing)
+        context.annotate(
+            model=routing.model,
+            outcome=outcome_of(routing),
+            label=routing.label,
+            confidence=routing.confidence,
+            fallback_reason=routing.fallback_reason,
+        )
+        return target
 
     def _sampling(
         self,

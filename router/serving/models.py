@@ -33,6 +33,7 @@ class ModelsServing:
                 root=str(spec.path),
                 parent=self._base,
                 description=spec.description or None,
+                system_prompt=spec.defaults.system_prompt,
             )
             for spec in self._registry.list()
         ]

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from classifier import Example
+import asyncio
+from pathlib import Path
+
+from classifier import Example, load_examples
 from lora_registry import AdapterRegistry
+from router.errors import InvalidRequestError, RouterUnavailableError
 from router.protocol import (
+    LabelScore,
     RouteRequest,
+    RouterEvalRequest,
+    RouterEvaluation,
     RouterExamples,
     RouterInfo,
     RouterTrainRequest,
@@ -17,10 +24,13 @@ from router.serving.targets import ModelResolver
 
 
 class RoutingServing:
-    def __init__(self, router: RouterManager, resolver: ModelResolver, registry: AdapterRegistry) -> None:
+    def __init__(
+        self, router: RouterManager, resolver: ModelResolver, registry: AdapterRegistry, heldout: Path
+    ) -> None:
         self._router = router
         self._resolver = resolver
         self._registry = registry
+        self._heldout = heldout
 
     async def route(self, request: RouteRequest) -> RoutingInfo:
         return (await self._resolver.route(request.conversation)).routing
@@ -56,3 +66,31 @@ class RoutingServing:
         examples = self._router.training_set([*submitted, *from_adapters], replace=request.mode == "replace")
         await self._router.train(examples)
         return self.info()
+
+    async def evaluate(self, request: RouterEvalRequest) -> RouterEvaluation:
+        live = self._router.live  # one read: the whole evaluation is of one router
+        if live is None:
+            raise RouterUnavailableError("no router is trained yet; train one first")
+        examples = [Example(text=e.text, label=e.label) for e in request.examples]
+        if request.heldout:
+            examples += await asyncio.to_thread(load_examples, self._heldout)
+        if not examples:
+            raise InvalidRequestError(
+                "nothing to evaluate: send examples or leave heldout on", param="examples"
+            )
+        limit = self._router.training_options.max_examples
+        if len(examples) > limit:
+            raise InvalidRequestError(f"at most {limit} examples are evaluated at once", param="examples")
+        report = await asyncio.to_thread(
+            live.classifier.evaluate, examples, fallback_label=self._router.config.fallback_label()
+        )
+        return RouterEvaluation(
+            version=live.version,
+            count=report.count,
+            accuracy=report.accuracy,
+            macro_f1=report.macro_f1,
+            labels=report.labels,
+            confusion=report.confusion,
+            per_label=[LabelScore(**vars(m)) for m in report.per_label],
+            fallback_label=report.fallback_label,
+        )
