@@ -634,3 +634,437 @@ def bench_router(
     if out:
         write_json(out, result)
         typer.echo(f"wrote {out}")
+
+
+@bench_app.command("serve")
+def bench_serve(
+    base_model_dir: Annotated[
+        Path | None, typer.Option(help="Base model folder (default: the prepared one from settings).")
+    ] = None,
+    adapters_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of adapter folders; the first --adapters of them by name are served "
+            "(default: the adapter root from settings).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    adapters: Annotated[int, typer.Option(help="Adapters served; requests go to them in turn.", min=1)] = 4,
+    num_prompts: Annotated[int, typer.Option(help="Requests per server.", min=1)] = 32,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.", min=1)] = 8,
+    input_len: Annotated[int, typer.Option(help="Prompt tokens per request.", min=1)] = 64,
+    output_len: Annotated[int, typer.Option(help="Tokens generated per request (ignore_eos).", min=1)] = 32,
+    max_model_len: Annotated[int, typer.Option(help="Context length of both engines.", min=128)] = 2048,
+    kv_cache_gib: Annotated[float, typer.Option(help="KV cache of both engines on the CPU, GiB.")] = 1.0,
+    api: Annotated[
+        Literal["completions", "chat"],
+        typer.Option(help="Endpoint driven (completions: TTFT is timed alike on both servers)."),
+    ] = "completions",
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+) -> None:
+    """Service overhead vs plain vLLM: our service, then vLLM's own OpenAI server with the same model,
+    adapters and engine settings, each driven by vLLM's serving benchmark; ratios ours / plain."""
+    import tempfile
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from router.bench.serve import ServeBench, adapter_folders, run_serve_bench
+    from router.bench.stats import write_json
+
+    settings = _settings()
+    base = base_model_dir or settings.resolved_base_model_path
+    if not (base / "config.json").is_file():
+        raise typer.BadParameter(
+            f"no model at {base}: run `lora-router prepare` or pass --base-model-dir",
+            param_hint="--base-model-dir",
+        )
+    try:
+        folders = adapter_folders(adapters_dir or settings.resolved_adapter_root, adapters)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--adapters-dir") from None
+    bench = ServeBench(
+        base_model_dir=base,
+        adapters=folders,
+        num_prompts=num_prompts,
+        concurrency=concurrency,
+        input_len=input_len,
+        output_len=output_len,
+        max_model_len=max_model_len,
+        kv_cache_gib=kv_cache_gib,
+        api=api,
+        base_model_name=settings.base_model_name,
+    )
+    steps = 6  # start, warm up, measure; for each server
+    with _progress() as progress, tempfile.TemporaryDirectory(prefix="lora-router-bench-serve-") as work:
+        task = progress.add_task("starting", total=steps)
+        phase = iter(range(steps))
+        try:
+            result = run_serve_bench(
+                bench,
+                Path(work),
+                on_step=lambda what: progress.update(task, description=what, completed=next(phase)),
+            )
+        except (RuntimeError, TimeoutError) as error:
+            progress.stop()
+            typer.echo(f"bench serve failed: {error}", err=True)
+            raise typer.Exit(1) from None
+        progress.update(task, description="done", completed=steps)
+
+    ours, plain, ratio = result["runs"]["ours"], result["runs"]["plain_vllm"], result["ratio_ours_over_plain"]
+    table = Table(
+        title=f"service vs plain vLLM ({api}): {len(folders)} adapters, {num_prompts} requests, "
+        f"concurrency {concurrency}, {input_len} in / {output_len} out tokens"
+    )
+    for column in ("measure", "ours", "plain vLLM", "ours / plain"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "requests ok / failed",
+        f"{ours['completed']} / {ours['failed']}",
+        f"{plain['completed']} / {plain['failed']}",
+        "",
+    )
+    rows = [("request throughput (req/s)", "request_throughput"), ("output tokens/s", "output_throughput")]
+    for metric in ("ttft", "itl"):
+        for stat in ("mean", "median", "p99"):
+            rows.append((f"{metric.upper()} {stat} (ms)", f"{stat}_{metric}_ms"))
+    for label, key in rows:
+        share = ratio.get(key)
+        table.add_row(label, f"{ours[key]:.2f}", f"{plain[key]:.2f}", "" if share is None else f"{share:.3f}")
+    Console().print(table)
+    if out:
+        write_json(out, result)
+        typer.echo(f"wrote {out}")
+
+
+@bench_app.command("cold")
+def bench_cold(
+    path: Annotated[
+        str,
+        typer.Option(
+            help="Adapter folder to register, relative to the service's adapter root "
+            "(GET /v1/adapter-folders lists them)."
+        ),
+    ],
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    name: Annotated[str, typer.Option(help="Prefix of the temporary adapter names.")] = "cold",
+    rounds: Annotated[int, typer.Option(help="Measured register → chat → unregister rounds.", min=1)] = 10,
+    warm: Annotated[int, typer.Option(help="Warm chats per round, after the cold one.", min=0)] = 5,
+    warmup: Annotated[int, typer.Option(help="Unmeasured rounds first.", min=0)] = 1,
+    max_tokens: Annotated[int, typer.Option(help="Tokens each answer is made to have.", min=1)] = 8,
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Cold start of a newly registered adapter: register it (admin key) and chat to it at once; time
+    register → first token, the register call, the cold TTFT and warm TTFTs; then unregister it."""
+    import httpx
+    from rich.console import Console
+    from rich.table import Table
+
+    from router.bench.cold import ColdBenchError, run_cold
+    from router.bench.stats import write_json
+
+    with _progress() as progress:
+        task = progress.add_task(f"registering {path} as new adapters", total=warmup + rounds)
+        try:
+            result = run_cold(
+                url,
+                path,
+                prefix=name,
+                rounds=rounds,
+                warm=warm,
+                warmup_rounds=warmup,
+                max_tokens=max_tokens,
+                api_key=api_key,
+                on_round=lambda: progress.advance(task),
+            )
+        except (ColdBenchError, httpx.HTTPError) as error:
+            progress.stop()
+            typer.echo(f"bench cold failed: {error}", err=True)
+            raise typer.Exit(1) from None
+
+    table = Table(title=f"cold start: {path} registered {rounds} times, {warm} warm chats each")
+    for column in ("measure", "p50 ms", "p99 ms", "n"):
+        table.add_column(column, justify="right")
+    for label, key in (
+        ("register → first token", "register_to_first_token"),
+        ("register call", "register"),
+        ("TTFT, first chat (cold)", "cold_ttft"),
+        ("TTFT, later chats (warm)", "warm_ttft"),
+    ):
+        if timing := result[key]:
+            table.add_row(label, f"{timing['p50_ms']:.1f}", f"{timing['p99_ms']:.1f}", str(timing["n"]))
+    Console().print(table)
+    if result["cold_over_warm_ttft_p50"] is not None:
+        typer.echo(f"cold / warm TTFT (p50): {result['cold_over_warm_ttft_p50']:.2f}x")
+    if not result["registry_unchanged"]:
+        typer.echo("warning: the service's adapter list differs from before the run", err=True)
+    if out:
+        write_json(out, result)
+        typer.echo(f"wrote {out}")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _bench_adapters(base: Path, adapters_dir: Path | None, count: int, rank: int) -> list[Path]:
+    """Adapter folders under ``adapters_dir``, or ``count`` random ones made for ``base`` (kept for reuse)."""
+    from router.bench.fixtures import make_lora_adapters
+
+    if adapters_dir is not None:
+        folders = sorted(p.parent for p in adapters_dir.glob("*/adapter_config.json"))
+        if len(folders) < count:
+            raise typer.BadParameter(f"{adapters_dir} holds {len(folders)} adapters; {count} are needed")
+        return folders[:count]
+    target = _settings().data_dir / "bench" / "adapters" / f"{base.name}-r{rank}"
+    with _progress() as progress:
+        progress.add_task(f"making {count} random rank-{rank} adapters for {base.name}", total=None)
+        return make_lora_adapters(base, target, count, rank=rank)
+
+
+def _adapter_rank(folders: list[Path]) -> int:
+    import json
+
+    return max(json.loads((f / "adapter_config.json").read_text())["r"] for f in folders)
+
+
+def _vocab_size(base: Path) -> int:
+    import json
+
+    return json.loads((base / "config.json").read_text())["vocab_size"]
+
+
+def _print_rows(title: str, rows: list[dict], columns: dict[str, str]) -> None:  # type: ignore[type-arg]
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for header in columns.values():
+        table.add_column(header, justify="right")
+    for row in rows:
+        cells = []
+        for key in columns:
+            value: object = row
+            for part in key.split("."):
+                value = value.get(part, "") if isinstance(value, dict) else ""
+            cells.append("base" if key == "adapters" and value == 0 else str(value))
+        table.add_row(*cells)
+    # Wide enough for every column when the output is a file or a pipe.
+    Console(width=max(Console().width, 150)).print(table)
+
+
+_BENCH_OPTIONS = {
+    "base_model_dir": typer.Option(help="Base model (default: the prepared one)."),
+    "adapters_dir": typer.Option(help="Folder of adapter folders (default: make random ones)."),
+    "adapter_counts": typer.Option(help="Adapters mixed per run, comma-separated (0 = base model only)."),
+    "concurrency": typer.Option(help="Requests in flight, comma-separated."),
+}
+
+
+@bench_app.command("engine")
+def bench_engine(
+    base_model_dir: Annotated[Path | None, _BENCH_OPTIONS["base_model_dir"]] = None,
+    adapters_dir: Annotated[Path | None, _BENCH_OPTIONS["adapters_dir"]] = None,
+    adapter_counts: Annotated[str, _BENCH_OPTIONS["adapter_counts"]] = "0,1,2,4,8,16",
+    concurrency: Annotated[str, _BENCH_OPTIONS["concurrency"]] = "1,8,64",
+    prompt_tokens: Annotated[int, typer.Option(help="Prompt length of every request.")] = 128,
+    output_tokens: Annotated[int, typer.Option(help="Tokens every request generates (ignore_eos).")] = 128,
+    waves: Annotated[int, typer.Option(help="Requests per run, as a multiple of the concurrency.")] = 4,
+    rank: Annotated[int, typer.Option(help="Rank of the random adapters made when none are given.")] = 16,
+    kv_cache_gib: Annotated[float, typer.Option(help="KV cache on the CPU engine.")] = 2.0,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="Share of GPU memory (CUDA).")] = 0.85,
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+) -> None:
+    """Scenario 1, the engine alone: output tokens/s and latency for the base model, one adapter and N
+    adapters mixed in one stream, at each concurrency (vLLM batches different adapters together)."""
+    import asyncio
+
+    from router.bench.engine import cold_adapter, relative_to_single_adapter, run_engine_bench
+    from router.bench.fixtures import describe_model
+    from router.bench.stats import environment, write_json
+    from router.bench.workload import grid
+    from router.engine import AdapterRef, build_engine
+
+    base = _base_model(base_model_dir)
+    counts, concurrencies = _int_list(adapter_counts), _int_list(concurrency)
+    folders = _bench_adapters(base, adapters_dir, max(counts), rank)
+    adapters = [AdapterRef(name=f.name, id=i + 1, path=f) for i, f in enumerate(folders)]
+    streams = grid(
+        counts, concurrencies, prompt_tokens=prompt_tokens, output_tokens=output_tokens, waves=waves
+    )
+    settings = _settings(
+        base_model_path=base,
+        base_model_name=base.name,
+        max_loras=max(1, *counts),
+        max_cpu_loras=max(1, *counts),
+        max_lora_rank=max(8, _adapter_rank(folders)) if folders else 16,
+        max_model_len=max(128, prompt_tokens + output_tokens + 16),
+        kv_cache_gib=kv_cache_gib,
+        gpu_memory_utilization=gpu_memory_utilization,
+    )
+
+    async def measure() -> tuple[list[dict], dict]:  # type: ignore[type-arg]
+        engine = build_engine(settings)
+        try:
+            with _progress() as progress:
+                task = progress.add_task("engine: warm-up, then each stream", total=len(streams) + 1)
+                rows = await run_engine_bench(
+                    engine, streams, adapters, _vocab_size(base), on_done=lambda _: progress.advance(task)
+                )
+                prompt = streams[0].prompts(_vocab_size(base))[0]
+                cold = await cold_adapter(engine, folders[0], prompt, first_id=len(adapters) + 1)
+                progress.advance(task)
+                return rows, cold
+        finally:
+            engine.shutdown()
+
+    rows, cold = asyncio.run(measure())
+    relative_to_single_adapter(rows)
+    result = {
+        "scenario": "engine",
+        "model": describe_model(base),
+        "adapter_rank": _adapter_rank(folders) if folders else None,
+        "prompt_tokens": prompt_tokens,
+        "output_tokens": output_tokens,
+        "environment": environment(),
+        "rows": rows,
+        "cold_adapter": cold,
+    }
+    typer.echo(
+        "cold adapter: first request TTFT p50 {:.1f} ms, warm {:.1f} ms".format(
+            cold["first_request_ttft"]["p50_ms"], cold["warm_ttft"]["p50_ms"]
+        )
+    )
+    _print_rows(
+        f"engine: {base.name}, prompt {prompt_tokens} / output {output_tokens} tokens",
+        rows,
+        {
+            "adapters": "adapters",
+            "concurrency": "concurrency",
+            "requests": "requests",
+            "output_tokens_per_s": "tok/s",
+            "vs_one_adapter": "vs 1 adapter",
+            "latency.p50_ms": "latency p50 ms",
+            "latency.p99_ms": "p99 ms",
+            "ttft.p50_ms": "TTFT p50 ms",
+        },
+    )
+    if out:
+        write_json(out, result)
+        typer.echo(f"wrote {out}")
+
+
+@bench_app.command("hotswap")
+def bench_hotswap(
+    base_model_dir: Annotated[Path | None, _BENCH_OPTIONS["base_model_dir"]] = None,
+    adapters_dir: Annotated[Path | None, _BENCH_OPTIONS["adapters_dir"]] = None,
+    adapter_counts: Annotated[str, _BENCH_OPTIONS["adapter_counts"]] = "0,1,16",
+    concurrency: Annotated[str, _BENCH_OPTIONS["concurrency"]] = "64",
+    prompt_tokens: Annotated[int, typer.Option(help="Prompt length of every request.")] = 128,
+    output_tokens: Annotated[int, typer.Option(help="Tokens every request generates.")] = 128,
+    waves: Annotated[int, typer.Option(help="Requests per run, as a multiple of the concurrency.")] = 1,
+    rank: Annotated[int, typer.Option(help="Rank of the random adapters made when none are given.")] = 16,
+    device: Annotated[str | None, typer.Option(help="cuda or cpu (default: cuda when there is one).")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="Weights (default: bfloat16 on cuda, float32 on cpu).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+) -> None:
+    """Scenario 2, the naive baseline: the same stream on transformers + PEFT, `set_adapter` per request,
+    batching only runs of consecutive requests on one adapter."""
+    import torch
+
+    from router.bench.fixtures import describe_model
+    from router.bench.hotswap import load_model, run_hotswap_bench
+    from router.bench.stats import environment, write_json
+    from router.bench.workload import grid
+
+    _quiet_transformers()
+    base = _base_model(base_model_dir)
+    counts, concurrencies = _int_list(adapter_counts), _int_list(concurrency)
+    folders = _bench_adapters(base, adapters_dir, max(1, *counts), rank)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = dtype or ("bfloat16" if device == "cuda" else "float32")
+    streams = grid(
+        counts, concurrencies, prompt_tokens=prompt_tokens, output_tokens=output_tokens, waves=waves
+    )
+    model = load_model(base, folders, device, dtype)
+    with _progress() as progress:
+        task = progress.add_task("hot-swap: warm-up, then each stream", total=len(streams))
+        rows = run_hotswap_bench(model, streams, _vocab_size(base), on_done=lambda _: progress.advance(task))
+    result = {
+        "scenario": "hotswap",
+        "model": describe_model(base),
+        "device": device,
+        "dtype": dtype,
+        "prompt_tokens": prompt_tokens,
+        "output_tokens": output_tokens,
+        "environment": environment(),
+        "rows": rows,
+    }
+    _print_rows(
+        f"hot-swap (transformers + PEFT, {device}): {base.name}",
+        rows,
+        {
+            "adapters": "adapters",
+            "concurrency": "max batch",
+            "requests": "requests",
+            "batches": "batches",
+            "output_tokens_per_s": "tok/s",
+            "completion.p50_ms": "done p50 ms",
+        },
+    )
+    if out:
+        write_json(out, result)
+        typer.echo(f"wrote {out}")
+
+
+@bench_app.command("compare")
+def bench_compare(
+    engine_json: Annotated[Path, typer.Argument(help="`bench engine` result.", exists=True)],
+    hotswap_json: Annotated[
+        list[Path] | None,
+        typer.Argument(help="`bench hotswap` results on the same stream (rows joined).", exists=True),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the comparison as JSON here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the plot as PNG here.")] = None,
+) -> None:
+    """Throughput of vLLM multi-LoRA against the hot-swap baseline on the same stream, and the plot."""
+    import json
+
+    from router.bench.plot import compare, save_plot
+    from router.bench.stats import write_json
+
+    engine = json.loads(engine_json.read_text())
+    parts = [json.loads(path.read_text()) for path in hotswap_json or []]
+    hotswap = {**parts[0], "rows": [row for part in parts for row in part["rows"]]} if parts else None
+    rows = compare(engine, hotswap) if hotswap else []
+    if rows:
+        _print_rows(
+            "vLLM multi-LoRA vs hot-swap",
+            rows,
+            {
+                "adapters": "adapters",
+                "concurrency": "concurrency",
+                "vllm_tokens_per_s": "vLLM tok/s",
+                "hotswap_tokens_per_s": "hot-swap tok/s",
+                "vllm_over_hotswap": "ratio",
+            },
+        )
+    if out:
+        names = {"engine": engine_json.name, "hotswap": [path.name for path in hotswap_json or []]}
+        write_json(out, {**names, "rows": rows})
+    if plot:
+        gpu = engine["environment"].get("gpu") or f"CPU ({engine['environment']['cpus']} cores)"
+        model = engine["model"]
+        title = (
+            f"{model['path']} ({model['parameters'] / 1e6:.0f}M params) on {gpu}: "
+            f"prompt {engine['prompt_tokens']}, output {engine['output_tokens']} tokens"
+        )
+        save_plot(engine, hotswap, plot, title)
+        typer.echo(f"wrote {plot}")

