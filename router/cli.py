@@ -116,11 +116,11 @@ def _quiet_router_training() -> None:
     setfit_logging.set_verbosity_warning()
 
 
-def _base_model(path: Path | None) -> Path:
+def _base_model(path: Path | None, option: str = "--base-model") -> Path:
     folder = path or _settings().resolved_base_model_path
     if not (folder / "config.json").is_file():
         raise typer.BadParameter(
-            f"no model at {folder}: run `lora-router prepare` or pass --base-model", param_hint="--base-model"
+            f"no model at {folder}: run `lora-router prepare` or pass {option}", param_hint=option
         )
     return folder
 
@@ -670,16 +670,12 @@ def bench_serve(
     from rich.console import Console
     from rich.table import Table
 
-    from router.bench.serve import ServeBench, adapter_folders, run_serve_bench
+    from router.bench.fixtures import adapter_folders
+    from router.bench.serve import ServeBench, run_serve_bench
     from router.bench.stats import write_json
 
     settings = _settings()
-    base = base_model_dir or settings.resolved_base_model_path
-    if not (base / "config.json").is_file():
-        raise typer.BadParameter(
-            f"no model at {base}: run `lora-router prepare` or pass --base-model-dir",
-            param_hint="--base-model-dir",
-        )
+    base = _base_model(base_model_dir, "--base-model-dir")
     try:
         folders = adapter_folders(adapters_dir or settings.resolved_adapter_root, adapters)
     except ValueError as error:
@@ -814,13 +810,13 @@ def _int_list(text: str) -> list[int]:
 
 def _bench_adapters(base: Path, adapters_dir: Path | None, count: int, rank: int) -> list[Path]:
     """Adapter folders under ``adapters_dir``, or ``count`` random ones made for ``base`` (kept for reuse)."""
-    from router.bench.fixtures import make_lora_adapters
+    from router.bench.fixtures import adapter_folders, make_lora_adapters
 
     if adapters_dir is not None:
-        folders = sorted(p.parent for p in adapters_dir.glob("*/adapter_config.json"))
-        if len(folders) < count:
-            raise typer.BadParameter(f"{adapters_dir} holds {len(folders)} adapters; {count} are needed")
-        return folders[:count]
+        try:
+            return adapter_folders(adapters_dir, count)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--adapters-dir") from None
     target = _settings().data_dir / "bench" / "adapters" / f"{base.name}-r{rank}"
     with _progress() as progress:
         progress.add_task(f"making {count} random rank-{rank} adapters for {base.name}", total=None)
@@ -885,12 +881,12 @@ def bench_engine(
     import asyncio
 
     from router.bench.engine import cold_adapter, relative_to_single_adapter, run_engine_bench
-    from router.bench.fixtures import describe_model
+    from router.bench.fixtures import describe_model, lora_rank_limit
     from router.bench.stats import environment, write_json
     from router.bench.workload import grid
     from router.engine import AdapterRef, build_engine
 
-    base = _base_model(base_model_dir)
+    base = _base_model(base_model_dir, "--base-model-dir")
     counts, concurrencies = _int_list(adapter_counts), _int_list(concurrency)
     folders = _bench_adapters(base, adapters_dir, max(counts), rank)
     adapters = [AdapterRef(name=f.name, id=i + 1, path=f) for i, f in enumerate(folders)]
@@ -902,7 +898,7 @@ def bench_engine(
         base_model_name=base.name,
         max_loras=max(1, *counts),
         max_cpu_loras=max(1, *counts),
-        max_lora_rank=max(8, _adapter_rank(folders)) if folders else 16,
+        max_lora_rank=lora_rank_limit(folders) if folders else 16,
         max_model_len=max(128, prompt_tokens + output_tokens + 16),
         kv_cache_gib=kv_cache_gib,
         gpu_memory_utilization=gpu_memory_utilization,
@@ -985,7 +981,7 @@ def bench_hotswap(
     from router.bench.workload import grid
 
     _quiet_transformers()
-    base = _base_model(base_model_dir)
+    base = _base_model(base_model_dir, "--base-model-dir")
     counts, concurrencies = _int_list(adapter_counts), _int_list(concurrency)
     folders = _bench_adapters(base, adapters_dir, max(1, *counts), rank)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -12,6 +12,8 @@ from typing import Any
 DEFAULT_TARGETS = ("q_proj", "v_proj", "o_proj")
 # Every linear layer of a Llama block: what a full-strength expert adapts.
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# The ranks vLLM accepts for max_lora_rank.
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 _TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -126,3 +128,20 @@ def describe_model(model_dir: Path) -> dict[str, Any]:
         "parameters": parameter_count(model_dir),
         **{k: config.get(k) for k in keys},
     }
+
+
+def adapter_folders(root: Path, count: int) -> list[Path]:
+    """The first ``count`` adapter folders (with ``adapter_config.json``) right under ``root``, by name."""
+    found = sorted(p.parent for p in root.glob("*/adapter_config.json"))
+    if len(found) < count:
+        raise ValueError(f"{root} holds {len(found)} adapter folders, {count} asked for")
+    return found[:count]
+
+
+def lora_rank_limit(folders: list[Path]) -> int:
+    """The smallest rank limit vLLM accepts that every adapter (``r`` and ``rank_pattern``) fits under."""
+    ranks = []
+    for folder in folders:
+        config = json.loads((folder / "adapter_config.json").read_text())
+        ranks += [int(config["r"]), *(int(r) for r in (config.get("rank_pattern") or {}).values())]
+    return next((limit for limit in VLLM_LORA_RANKS if limit >= max(ranks)), VLLM_LORA_RANKS[-1])

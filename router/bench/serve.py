@@ -24,11 +24,9 @@ from typing import Any, Literal
 import httpx
 import yaml
 
+from router.bench.fixtures import lora_rank_limit
 from router.bench.stats import environment
 from router.process import REPO, ServiceProcess, free_port
-
-# The ranks vLLM accepts for --max-lora-rank.
-VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
 # What is kept of a run of vLLM's client (the rest are per-request lists or unused).
 METRICS = (
@@ -73,23 +71,6 @@ main(parser.parse_args(sys.argv[1:]))
 """
 
 Api = Literal["completions", "chat"]
-
-
-def adapter_folders(root: Path, count: int) -> list[Path]:
-    """The first ``count`` adapter folders (with ``adapter_config.json``) right under ``root``, by name."""
-    found = sorted(p.parent for p in root.glob("*/adapter_config.json"))
-    if len(found) < count:
-        raise ValueError(f"{root} holds {len(found)} adapter folders, {count} asked for")
-    return found[:count]
-
-
-def lora_rank_limit(folders: list[Path]) -> int:
-    """The smallest rank limit vLLM accepts that every adapter (``r`` and ``rank_pattern``) fits under."""
-    ranks = []
-    for folder in folders:
-        config = json.loads((folder / "adapter_config.json").read_text())
-        ranks += [int(config["r"]), *(int(r) for r in (config.get("rank_pattern") or {}).values())]
-    return next((limit for limit in VLLM_LORA_RANKS if limit >= max(ranks)), VLLM_LORA_RANKS[-1])
 
 
 @dataclass(frozen=True)
