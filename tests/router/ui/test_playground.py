@@ -15,23 +15,29 @@ ARITHMETIC = "What is 12 times 7?"
 GENERATION_S = 120_000  # ms; the CPU engine streams a few tokens a second
 
 
+# Records the newest answer's text at every DOM change, inside the page: polling from the test process
+# misses steps when the machine is busy.
+RECORD_STREAM = """() => {
+  window.streamed = [];
+  const transcript = document.querySelector("[data-testid=transcript]");
+  new MutationObserver(() => {
+    const answers = transcript.querySelectorAll("[data-testid=answer]");
+    const text = answers[answers.length - 1]?.querySelector(".text")?.textContent;
+    if (text && window.streamed[window.streamed.length - 1] !== text) window.streamed.push(text);
+  }).observe(transcript, { childList: true, subtree: true, characterData: true });
+}"""
+
+
 def send(page: Page, text: str) -> list[str]:
-    """Type and send a message; returns the texts the newest answer showed while it streamed."""
+    """Type and send a message, wait for the answer; returns the texts the newest answer showed while it
+    streamed."""
     answers = page.locator("[data-testid=answer]")
     count = answers.count()
+    page.evaluate(RECORD_STREAM)
     page.fill("[data-testid=message]", text)
     page.click("[data-testid=send]")
-    answer = answers.nth(count)
-    seen: list[str] = []
-    while answer.locator("[data-testid=ttft], [data-testid=error]").count() == 0:
-        text_now = answer.locator(".text").text_content() if answer.count() else ""
-        if text_now and (not seen or seen[-1] != text_now):
-            seen.append(text_now)
-        page.wait_for_timeout(50)
-    final = answer.locator(".text").text_content()
-    if final and (not seen or seen[-1] != final):
-        seen.append(final)
-    return seen
+    answers.nth(count).locator("[data-testid=ttft], [data-testid=error]").first.wait_for(timeout=GENERATION_S)
+    return page.evaluate("window.streamed")
 
 
 def scores_shown(page: Page) -> dict[str, float]:
@@ -52,8 +58,9 @@ def test_auto_answer_streams_with_the_chosen_adapter_and_its_scores(
     expect(answer.locator("[data-testid=ttft]")).to_be_visible(timeout=GENERATION_S)
     assert answer.locator("[data-testid=error]").count() == 0
     text = answer.locator(".text").text_content()
-    # Streamed: the text grew in steps before the answer was complete.
-    assert len(partial) >= 3 and partial[-1] == text
+    # Streamed: part of the text was on the page before the rest (the engine may hand over several tokens at
+    # once when the machine is busy, so the number of steps varies).
+    assert len(partial) >= 2 and partial[-1] == text
     assert all(len(a) < len(b) for a, b in zip(partial, partial[1:], strict=False))
     assert answer.locator("[data-testid=answered-by]").text_content() == "sql"
     assert answer.locator("[data-testid=outcome]").text_content() == "routed"
