@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export LORA_ROUTER_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: install serve prepare test lint browser clean
+.PHONY: install serve prepare test lint browser system clean
 
 install: $(VENV)/.installed
 
@@ -37,7 +37,13 @@ lint: install
 browser:
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
-test: lint browser
+# The scale-out tests start a private PostgreSQL cluster and render the manifests with kubectl's kustomize.
+system:
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql; }
+	command -v kubectl >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q kubernetes-client; }
+
+test: lint browser system
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -1,4 +1,4 @@
-"""Adapter registry: validated PEFT LoRA folders with stable integer ids, persisted in SQLite."""
+"""Adapter registry: validated PEFT LoRA folders with stable integer ids, kept in SQLite or PostgreSQL."""
 
 from lora_registry.base_model import BaseModelInfo
 from lora_registry.errors import (
@@ -13,7 +13,7 @@ from lora_registry.errors import (
 )
 from lora_registry.registry import AdapterRegistry
 from lora_registry.spec import AdapterRegistration, AdapterSpec, GenerationDefaults, check_adapter_name
-from lora_registry.store import AdapterStore, SqliteAdapterStore
+from lora_registry.store import AdapterStore, SqliteAdapterStore, open_adapter_store
 from lora_registry.validation import ValidatedAdapter, validate_adapter_folder
 
 __all__ = [
@@ -34,5 +34,6 @@ __all__ = [
     "SqliteAdapterStore",
     "ValidatedAdapter",
     "check_adapter_name",
+    "open_adapter_store",
     "validate_adapter_folder",
 ]

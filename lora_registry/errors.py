@@ -31,6 +31,13 @@ class RegistryError(Exception):
         return f"{type(self).__name__}({self.message!r}, param={self.param!r}, code={self.code!r})"
 
 
+class RegistryUnavailableError(RegistryError):
+    """The registry's database cannot be reached (shared registry on PostgreSQL)."""
+
+    status_code = 503
+    code = "registry_unavailable"
+
+
 class AdapterValidationError(RegistryError):
     """The adapter folder exists but its content cannot be served on this base model."""
 

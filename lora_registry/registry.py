@@ -99,8 +99,10 @@ class AdapterRegistry:
         for config in sorted(root.glob("**/adapter_config.json")):
             folder = config.parent
             relative = folder.relative_to(root)
-            # Links are skipped: registration refuses folders that lead out of the root anyway.
-            if len(relative.parts) <= max_depth and not folder.is_symlink():
+            # Links are skipped: registration refuses folders that lead out of the root anyway. Hidden folders
+            # hold the service's own files (the identity adapter of remote engines).
+            hidden = any(part.startswith(".") for part in relative.parts)
+            if len(relative.parts) <= max_depth and not folder.is_symlink() and not hidden:
                 found.append((relative.as_posix(), used.get(folder.resolve())))
         return found
 
@@ -111,6 +113,14 @@ class AdapterRegistry:
         is validated before any is stored: a bad file raises RegistryError(param="registry_file") and
         registers nothing.
         """
+        try:
+            return self._seed(path)
+        except AdapterExistsError:
+            # Another router replica on the same database stored the same file's entries meanwhile: the
+            # second round skips what it stored.
+            return self._seed(path)
+
+    def _seed(self, path: Path) -> list[AdapterSpec]:
         entries = _read_registry_file(path)
         with self._write_lock:
             pending: list[tuple[AdapterRegistration, ValidatedAdapter]] = []

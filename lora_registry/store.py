@@ -64,10 +64,22 @@ CREATE TABLE IF NOT EXISTS adapters (
     created_at INTEGER NOT NULL
 )
 """
-COLUMNS = (
-    "id, name, path, base_model, rank, alpha, target_modules, size_bytes, description, defaults, examples, "
-    "created_at"
+# Every column but the id, in `_to_row`'s order; the PostgreSQL store uses the same layout.
+FIELDS = (
+    "name",
+    "path",
+    "base_model",
+    "rank",
+    "alpha",
+    "target_modules",
+    "size_bytes",
+    "description",
+    "defaults",
+    "examples",
+    "created_at",
 )
+COLUMNS = ", ".join(("id", *FIELDS))
+INSERT = f"INSERT INTO adapters ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 
 
 class SqliteAdapterStore:
@@ -93,12 +105,7 @@ class SqliteAdapterStore:
         with self._lock, self._transaction():
             for row in rows:
                 try:
-                    cursor = self._conn.execute(
-                        "INSERT INTO adapters (name, path, base_model, rank, alpha, target_modules, "
-                        "size_bytes, description, defaults, examples, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        row,
-                    )
+                    cursor = self._conn.execute(INSERT, row)
                 except sqlite3.IntegrityError:
                     raise AdapterExistsError(row[0]) from None
                 assert cursor.lastrowid is not None
@@ -132,6 +139,15 @@ class SqliteAdapterStore:
         # up front so a read-then-write (remove) cannot interleave with another process's write.
         self._conn.execute("BEGIN IMMEDIATE")
         return self._conn
+
+
+def open_adapter_store(database_url: str | None, sqlite_path: Path) -> AdapterStore:
+    """On PostgreSQL, shared by router replicas, when ``database_url`` is set; else one SQLite file."""
+    if database_url:
+        from lora_registry.postgres_store import PostgresAdapterStore
+
+        return PostgresAdapterStore(database_url)
+    return SqliteAdapterStore(sqlite_path)
 
 
 def _to_row(entry: dict[str, Any]) -> tuple:

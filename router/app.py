@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,12 +15,11 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lora_registry import AdapterRegistry, BaseModelInfo, RegistryError, SqliteAdapterStore
+from lora_registry import AdapterRegistry, BaseModelInfo, RegistryError, open_adapter_store
 from router.api import adapters, generation, health, metrics, models, routing, ui
 from router.auth import ApiKeys, Scope, require
 from router.default_experts import install_default_experts
 from router.engine import build_engine
-from router.engine.supervisor import EngineSupervisor
 from router.errors import ServingError, error_response
 from router.limits import BodySizeLimit
 from router.observability.context import RequestIdMiddleware
@@ -48,7 +48,7 @@ def build_registry(settings: Settings) -> AdapterRegistry:
     root = settings.resolved_adapter_root
     root.mkdir(parents=True, exist_ok=True)
     registry = AdapterRegistry(
-        SqliteAdapterStore(settings.resolved_registry_db),
+        open_adapter_store(settings.database_url, settings.resolved_registry_db),
         adapter_root=root,
         base=BaseModelInfo.from_folder(settings.resolved_base_model_path, settings.base_model_name),
         max_rank=settings.max_lora_rank,
@@ -74,8 +74,16 @@ def build_router(settings: Settings, registry: AdapterRegistry) -> RouterManager
     # The engine core is another process with its own threads; more here only fight it for the cores.
     # (The ONNX encoder gets the same bound through RouterStore.)
     torch.set_num_threads(settings.router_threads)
+    store = RouterStore.for_settings(settings)
+    if settings.database_url:
+        from router.routing.shared_store import PostgresRouterStore
+
+        assert isinstance(store, PostgresRouterStore)
+        # The first router replica on an empty database shares the router `prepare` made, so a new
+        # deployment routes from the start.
+        store.share_cached()
     router = RouterManager(
-        RouterStore.for_settings(settings),
+        store,
         PolicyConfig.from_settings(settings),
         adapters=lambda: set(registry.names()),
         context_turns=settings.router_context_turns,
@@ -91,15 +99,22 @@ def build_router(settings: Settings, registry: AdapterRegistry) -> RouterManager
     return router
 
 
+async def _follow_shared_router(router: RouterManager, every_s: float) -> None:
+    """Router replicas sharing a database pick up a version another one made live within ``every_s``."""
+    while True:
+        await asyncio.sleep(every_s)
+        if await router.sync():
+            assert router.live is not None
+            logger.info("router %s made live by another replica is now live here", router.live.version)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     registry = build_registry(settings)
     renderer = PromptRenderer.from_model_dir(settings.resolved_base_model_path)
     router = build_router(settings, registry)
-    engine = EngineSupervisor(
-        lambda: build_engine(settings), max_model_len=settings.max_model_len, hang_s=settings.engine_hang_s
-    )
+    engine = build_engine(settings)
     await engine.start()
     in_flight = InFlight()
     admission = Admission(settings.max_admitted, settings.retry_after_s)
@@ -112,13 +127,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.completions = CompletionServing(settings, resolver, renderer, generator)
     state.models = ModelsServing(registry, settings.base_model_name)
     state.adapters = AdapterServing(registry, engine, in_flight, metrics)
-    state.health = HealthServing(engine, in_flight, admission)
+    state.health = HealthServing(engine, settings.engine, in_flight, admission)
     state.metrics = MetricsServing(metrics, engine, registry, in_flight, admission)
     state.routing = RoutingServing(router, resolver, registry, settings.resolved_router_eval_file)
     logger.info("serving %s with %d adapter(s)", settings.base_model_name, len(registry.list()))
+    follow = None
+    if settings.database_url:
+        follow = asyncio.get_running_loop().create_task(_follow_shared_router(router, settings.sync_s))
     try:
         yield
     finally:
+        if follow is not None:
+            follow.cancel()
         # uvicorn has already drained in-flight requests (up to its graceful-shutdown timeout).
         engine.shutdown()
 
@@ -194,6 +214,7 @@ def build_app(settings: Settings) -> FastAPI:
     app.include_router(routing.admin_router, **admin)
     app.include_router(adapters.router, **admin)
     app.include_router(health.router)
+    app.include_router(health.admin_router, **admin)
     app.include_router(metrics.router)
     # The pages are static; what they do goes through the API with the key typed into them.
     app.include_router(ui.router)

@@ -61,7 +61,7 @@ def prepare(force: Annotated[bool, typer.Option(help="Rebuild even if already pr
         )
         progress.update(task, description="base model: done", total=1, completed=1)
     typer.echo(f"base model {'written to' if written else 'already prepared at'} {target}")
-    if force or RouterStore(settings.router_dir).current_version() is None:
+    if force or RouterStore.for_settings(settings).current_version() is None:
         _train_router_with_progress(settings, settings.resolved_router_examples_file)
     else:
         typer.echo("router already trained (retrain with `lora-router train-router`)")
@@ -419,6 +419,22 @@ def serve(
     )
 
 
+@app.command()
+def replica(
+    host: Annotated[str, typer.Option(help="Bind address: the replicas' private network only.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Run one engine replica for `LORA_ROUTER_ENGINE=remote`: vLLM's OpenAI server with LoRA and runtime
+    adapter loading, its flags taken from the same settings the routers read."""
+    import os
+
+    from router.replica import replica_command, replica_env
+
+    settings = _settings()
+    command = replica_command(settings, host=host, port=port)
+    os.execvpe(command[0], command, {**os.environ, **replica_env(settings)})
+
+
 @app.command("eval-merged")
 def eval_merged(
     reference: Annotated[Path, typer.Argument(help="experts.json of an `eval-experts` run.", exists=True)],
@@ -574,7 +590,7 @@ def bench_router(
     settings = _settings()
     _quiet_transformers()
     torch.set_num_threads(settings.router_threads)  # as inside the service
-    version = RouterStore(settings.router_dir).current_version()
+    version = RouterStore.for_settings(settings).current_version()
     if version is None:
         raise typer.BadParameter("no router trained yet: run `lora-router prepare` or `train-router` first")
     texts = [
@@ -592,7 +608,7 @@ def bench_router(
     latency: dict[str, dict] = {}
     with _progress() as progress:
         for backend in ("onnx", "torch"):
-            store = RouterStore(settings.router_dir, backend=backend, threads=settings.router_threads)
+            store = RouterStore.for_settings(settings.model_copy(update={"router_backend": backend}))
             classifier, _ = store.load(version)
             task = progress.add_task(f"classifier latency ({classifier.backend})", total=n)
             latency[classifier.backend] = classifier_latency(
@@ -636,6 +652,26 @@ def bench_router(
         typer.echo(f"wrote {out}")
 
 
+def _serve_bench(
+    base_model_dir: Path | None, adapters_dir: Path | None, adapters: int, **options: object
+):  # -> ServeBench
+    from router.bench.fixtures import adapter_folders
+    from router.bench.serve import ServeBench
+
+    settings = _settings()
+    base = _base_model(base_model_dir, "--base-model-dir")
+    try:
+        folders = adapter_folders(adapters_dir or settings.resolved_adapter_root, adapters)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--adapters-dir") from None
+    return ServeBench(
+        base_model_dir=base,
+        adapters=folders,
+        base_model_name=settings.base_model_name,
+        **options,  # type: ignore[arg-type]
+    )
+
+
 @bench_app.command("serve")
 def bench_serve(
     base_model_dir: Annotated[
@@ -670,19 +706,13 @@ def bench_serve(
     from rich.console import Console
     from rich.table import Table
 
-    from router.bench.fixtures import adapter_folders
-    from router.bench.serve import ServeBench, run_serve_bench
+    from router.bench.serve import run_serve_bench
     from router.bench.stats import write_json
 
-    settings = _settings()
-    base = _base_model(base_model_dir, "--base-model-dir")
-    try:
-        folders = adapter_folders(adapters_dir or settings.resolved_adapter_root, adapters)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--adapters-dir") from None
-    bench = ServeBench(
-        base_model_dir=base,
-        adapters=folders,
+    bench = _serve_bench(
+        base_model_dir,
+        adapters_dir,
+        adapters,
         num_prompts=num_prompts,
         concurrency=concurrency,
         input_len=input_len,
@@ -690,8 +720,8 @@ def bench_serve(
         max_model_len=max_model_len,
         kv_cache_gib=kv_cache_gib,
         api=api,
-        base_model_name=settings.base_model_name,
     )
+    folders = bench.adapters
     steps = 6  # start, warm up, measure; for each server
     with _progress() as progress, tempfile.TemporaryDirectory(prefix="lora-router-bench-serve-") as work:
         task = progress.add_task("starting", total=steps)
@@ -729,6 +759,72 @@ def bench_serve(
         share = ratio.get(key)
         table.add_row(label, f"{ours[key]:.2f}", f"{plain[key]:.2f}", "" if share is None else f"{share:.3f}")
     Console().print(table)
+    if out:
+        write_json(out, result)
+        typer.echo(f"wrote {out}")
+
+
+@bench_app.command("replicas")
+def bench_replicas(
+    replicas: Annotated[
+        str, typer.Option(help="Replica counts, one after the other; 0 is the embedded engine (no hop).")
+    ] = "0,1,2",
+    base_model_dir: Annotated[
+        Path | None, typer.Option(help="Base model folder (default: the prepared one from settings).")
+    ] = None,
+    adapters_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of adapter folders (default: adapter root).", exists=True, file_okay=False),
+    ] = None,
+    adapters: Annotated[int, typer.Option(help="Adapters served; requests go to them in turn.", min=1)] = 4,
+    num_prompts: Annotated[int, typer.Option(help="Requests per replica count.", min=1)] = 32,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.", min=1)] = 8,
+    input_len: Annotated[int, typer.Option(help="Prompt tokens per request.", min=1)] = 64,
+    output_len: Annotated[int, typer.Option(help="Tokens generated per request (ignore_eos).", min=1)] = 32,
+    kv_cache_gib: Annotated[float, typer.Option(help="KV cache of each replica on the CPU, GiB.")] = 1.0,
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+) -> None:
+    """Throughput over engine replicas: for each count, that many `vllm serve` replicas behind one router
+    (remote engine), driven by vLLM's serving benchmark client; output tokens/s relative to the first."""
+    import tempfile
+
+    from router.bench.scaleout import run_replica_bench
+    from router.bench.stats import write_json
+
+    counts = _int_list(replicas)
+    bench = _serve_bench(
+        base_model_dir,
+        adapters_dir,
+        adapters,
+        num_prompts=num_prompts,
+        concurrency=concurrency,
+        input_len=input_len,
+        output_len=output_len,
+        kv_cache_gib=kv_cache_gib,
+    )
+    steps = 3 * len(counts)
+    with _progress() as progress, tempfile.TemporaryDirectory(prefix="lora-router-bench-replicas-") as work:
+        task = progress.add_task("starting", total=steps)
+        phase = iter(range(steps))
+        try:
+            result = run_replica_bench(
+                bench,
+                counts,
+                Path(work),
+                on_step=lambda what: progress.update(task, description=what, completed=next(phase)),
+            )
+        except (RuntimeError, TimeoutError) as error:
+            progress.stop()
+            typer.echo(f"bench replicas failed: {error}", err=True)
+            raise typer.Exit(1) from None
+        progress.update(task, description="done", completed=steps)
+    for label, run in result["runs"].items():
+        typer.echo(
+            f"{label}: {run['output_throughput']:.2f} output tok/s "
+            f"({result['output_throughput_vs_first'].get(label, float('nan')):.2f}x), "
+            f"TTFT median {run['median_ttft_ms']:.0f} ms, ok/failed {run['completed']}/{run['failed']}, "
+            f"requests per replica {run['requests_per_replica']}"
+        )
     if out:
         write_json(out, result)
         typer.echo(f"wrote {out}")
@@ -884,7 +980,8 @@ def bench_engine(
     from router.bench.fixtures import describe_model, lora_rank_limit
     from router.bench.stats import environment, write_json
     from router.bench.workload import grid
-    from router.engine import AdapterRef, build_engine
+    from router.engine import AdapterRef
+    from router.engine.vllm_engine import VllmEngine
 
     base = _base_model(base_model_dir, "--base-model-dir")
     counts, concurrencies = _int_list(adapter_counts), _int_list(concurrency)
@@ -905,7 +1002,7 @@ def bench_engine(
     )
 
     async def measure() -> tuple[list[dict], dict]:  # type: ignore[type-arg]
-        engine = build_engine(settings)
+        engine = VllmEngine.from_settings(settings)
         try:
             with _progress() as progress:
                 task = progress.add_task("engine: warm-up, then each stream", total=len(streams) + 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import filecmp
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 from lora_registry import AdapterRegistry, AdapterSpec
@@ -25,11 +26,16 @@ def install_default_experts(registry: AdapterRegistry, adapter_root: Path) -> li
         target = adapter_root / INSTALL_DIR / folder.name
         if target.is_dir() and not _differs(folder, target):
             continue
-        staging = target.with_name(f".{folder.name}.installing")
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(folder, staging)
+        # A staging folder of its own: router replicas sharing the adapter root may install at the same time.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=target.parent))
+        shutil.copytree(folder, staging, dirs_exist_ok=True)
         shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:  # another replica's copy landed first
+            shutil.rmtree(staging, ignore_errors=True)
+            continue
         logger.info("installed default expert %s at %s", folder.name, target)
     return registry.seed_from_yaml(REGISTRY_FILE)
 

@@ -32,8 +32,17 @@ def serve_command() -> list[str]:
 class ServiceProcess:
     """`lora-router serve` in its own process group, so the engine core (its child) goes down with it."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, command: list[str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        command: list[str] | None = None,
+        *,
+        port: int | None = None,
+        ready_path: str = "/ready",
+    ) -> None:
+        self.port = port or free_port()
+        self.ready_path = ready_path
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.command = command or serve_command()
@@ -41,22 +50,32 @@ class ServiceProcess:
         self._env = {**os.environ, **env, "LORA_ROUTER_PORT": str(self.port), "PYTHONPATH": pythonpath}
         self._proc: subprocess.Popen[bytes] | None = None
         self.start_s: float | None = None
+        self._launched = 0.0
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
     def start(self, timeout_s: float = 300.0) -> ServiceProcess:
-        started = time.monotonic()
+        return self.launch().wait_ready(timeout_s)
+
+    def launch(self) -> ServiceProcess:
+        """Start the process without waiting (several can then start side by side)."""
+        self._launched = time.monotonic()
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 self.command, env=self._env, stdout=log, stderr=log, start_new_session=True, cwd=REPO
             )
+        return self
+
+    def wait_ready(self, timeout_s: float = 300.0) -> ServiceProcess:
+        assert self._proc is not None, "launch() first"
+        started = self._launched
         while time.monotonic() - started < timeout_s:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"service exited with {self._proc.returncode}:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
                     self.start_s = round(time.monotonic() - started, 1)
                     return self
             except httpx.HTTPError:
@@ -88,6 +107,15 @@ class ServiceProcess:
             pass
         self._proc.wait()
         return code
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once: a crash, as far as its clients can tell."""
+        if self._proc is not None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._proc.wait()
 
     def restart(self) -> ServiceProcess:
         self.stop()

@@ -326,6 +326,29 @@ class AdapterInfo(AdapterSpec):
         return cls(**spec.model_dump(), loaded=loaded, requests_served=requests_served)
 
 
+class ReplicaInfo(BaseModel):
+    url: str
+    healthy: bool
+    reason: str | None = None
+    """Why it is out, when it is."""
+    outstanding: int
+    """Requests this router has on it now."""
+    requests: dict[str, int]
+    """Requests this router sent it since start, by model (adapter or base)."""
+    adapters_loaded: list[str]
+    cold_loads: int
+    """Adapters this router loaded onto it (first use there, or again after it came back)."""
+    recoveries: int
+
+
+class EngineInfo(BaseModel):
+    backend: Literal["vllm", "remote"]
+    state: str
+    restarts: int
+    replicas: list[ReplicaInfo]
+    """Remote engine only: the `vllm serve` replicas, in the order of the settings."""
+
+
 class AdapterFolder(BaseModel):
     path: str
     """Relative to the adapter root: what `POST /v1/adapters` takes as `path`."""

@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     registry_db: Path | None = Field(
         default=None, description="SQLite registry. Default: DATA_DIR/registry.sqlite3."
     )
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql://user:pass@host/db): registry and router versions shared by "
+        "several router replicas. Unset: SQLite and files under DATA_DIR.",
+    )
+    sync_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="With DATABASE_URL: seconds between checks for a router version made live elsewhere.",
+    )
     registry_file: Path | None = Field(
         default=None, description="YAML file whose adapters are registered at start-up when not yet present."
     )
@@ -47,7 +57,44 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
 
     # Engine
-    engine: str = Field(default="vllm", description="Engine backend: 'vllm' (in-process AsyncLLM).")
+    engine: Literal["vllm", "remote"] = Field(
+        default="vllm",
+        description="Engine backend: 'vllm' (in-process AsyncLLM) or 'remote' (`vllm serve --enable-lora` "
+        "replicas at ENGINE_URLS).",
+    )
+    engine_urls: list[str] = Field(
+        default_factory=list,
+        description='Remote engine: base URLs of the vLLM replicas, as JSON (["http://10.0.0.5:8000", ...]).',
+    )
+    engine_api_key: str | None = Field(
+        default=None, description="Remote engine: the replicas' `--api-key` (their private network only)."
+    )
+    engine_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Remote engine: seconds to wait for a replica's next bytes (a long prefill on a CPU "
+        "replica takes tens of seconds; health checks catch a dead replica sooner).",
+    )
+    replica_health_s: float = Field(
+        default=1.0, gt=0, description="Remote engine: seconds between health checks of each replica."
+    )
+    replica_load_factor: float = Field(
+        default=1.25,
+        ge=1,
+        description="Remote engine: an adapter's preferred replica is passed over when it has this many "
+        "times the mean outstanding requests (bounded-load affinity).",
+    )
+    replica_min_load: int = Field(
+        default=4,
+        ge=1,
+        description="Remote engine: an adapter's preferred replica is never passed over while it has fewer "
+        "outstanding requests than this (it batches them; another replica would load the adapter first).",
+    )
+    replica_identity_base: bool = Field(
+        default=True,
+        description="Remote engine: send base-model requests through an all-zero adapter (needed on CPU "
+        "replicas, where vLLM mixes base and LoRA tokens wrongly).",
+    )
     max_model_len: int = Field(
         default=2048, ge=128, description="Context length (prompt + completion tokens)."
     )
@@ -158,6 +205,12 @@ class Settings(BaseSettings):
     def _check_loras(self) -> Settings:
         if self.max_cpu_loras < self.max_loras:
             raise ValueError("max_cpu_loras must be >= max_loras")
+        return self
+
+    @model_validator(mode="after")
+    def _check_remote(self) -> Settings:
+        if self.engine == "remote" and not self.engine_urls:
+            raise ValueError("engine 'remote' needs ENGINE_URLS: the base URLs of the vLLM replicas")
         return self
 
     @field_validator("api_keys")

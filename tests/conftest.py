@@ -21,6 +21,7 @@ from router.prepare import prepare_base_model
 from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.adapters import make_lora_adapter
+from tests.postgres import PostgresCluster
 from tests.service_config import ADMIN_KEY, API_KEYS_SETTING, ENGINE_HANG_S, MAX_ADMITTED, USER_KEY, bearer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,3 +135,11 @@ def http(service: ServiceProcess) -> Iterator[httpx.Client]:
     """Plain HTTP with an admin key: it reaches every endpoint (test_auth.py covers the others)."""
     with httpx.Client(base_url=service.url, timeout=120, headers=bearer(ADMIN_KEY)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL server for the session; a test takes a database of its own (`create_database`)."""
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.stop()

@@ -4,17 +4,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from router.engine.base import AdapterRef, Engine, EngineError, GenerationStep, SamplingOptions
+from router.engine.base import AdapterRef, Engine, EngineError, GenerationStep, ManagedEngine, SamplingOptions
 
 if TYPE_CHECKING:
     from router.settings import Settings
 
-__all__ = ["AdapterRef", "Engine", "EngineError", "GenerationStep", "SamplingOptions", "build_engine"]
+__all__ = [
+    "AdapterRef",
+    "Engine",
+    "EngineError",
+    "GenerationStep",
+    "ManagedEngine",
+    "SamplingOptions",
+    "build_engine",
+]
 
 
-def build_engine(settings: Settings) -> Engine:
-    if settings.engine == "vllm":
-        from router.engine.vllm_engine import VllmEngine
+def build_engine(settings: Settings) -> ManagedEngine:
+    """The backend the settings pick, not started yet (``await engine.start()``)."""
+    if settings.engine == "remote":
+        from router.engine.replicas import ReplicaPool
 
-        return VllmEngine.from_settings(settings)
-    raise ValueError(f"unknown engine backend {settings.engine!r}; available: vllm")
+        return ReplicaPool.from_settings(settings)
+    from router.engine.supervisor import EngineSupervisor
+    from router.engine.vllm_engine import VllmEngine
+
+    # The in-process engine is rebuilt by its supervisor when it dies or hangs.
+    return EngineSupervisor(
+        lambda: VllmEngine.from_settings(settings),
+        max_model_len=settings.max_model_len,
+        hang_s=settings.engine_hang_s,
+    )

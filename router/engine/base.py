@@ -54,6 +54,20 @@ class GenerationStep:
     finished: bool = False
 
 
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """One engine replica as the service sees it (remote engines)."""
+
+    url: str
+    healthy: bool
+    reason: str | None
+    outstanding: int
+    requests: dict[str, int]
+    adapters_loaded: list[str]
+    cold_loads: int
+    recoveries: int
+
+
 class EngineError(RuntimeError):
     """The engine could not serve a request (dead, overloaded, or it rejected the input)."""
 
@@ -97,3 +111,23 @@ class Engine(Protocol):
         ...
 
     def shutdown(self) -> None: ...
+
+
+class ManagedEngine(Engine, Protocol):
+    """An engine that keeps itself serving (restarts, replicas) and reports how it is doing."""
+
+    @property
+    def state(self) -> str:
+        """ready, or why not (starting, restarting, degraded, down, stopped)."""
+        ...
+
+    @property
+    def restarts(self) -> int:
+        """Times the engine (or one of its replicas) came back after a failure."""
+        ...
+
+    def replicas(self) -> list[ReplicaStatus]:
+        """The replicas it spreads requests over; empty for the in-process engine."""
+        ...
+
+    async def start(self) -> None: ...

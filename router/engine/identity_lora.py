@@ -9,9 +9,12 @@ Giving base requests this adapter on the CPU keeps every index valid and their a
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 from lora_registry import BaseModelInfo
+from router.engine.base import AdapterRef
 
 # Far above any id the registry hands out (SQLite AUTOINCREMENT from 1), inside vLLM's int range.
 IDENTITY_LORA_ID = 2**31 - 1
@@ -20,10 +23,13 @@ RANK = 8
 TARGET = "q_proj"
 
 
+def identity_adapter(base: BaseModelInfo, folder: Path) -> AdapterRef:
+    return AdapterRef(name=IDENTITY_LORA_NAME, id=IDENTITY_LORA_ID, path=write_identity_lora(base, folder))
+
+
 def write_identity_lora(base: BaseModelInfo, folder: Path) -> Path:
     """Write (once) a rank-8, all-zero adapter on every ``q_proj`` of the base model."""
-    weights = folder / "adapter_model.safetensors"
-    if weights.is_file():
+    if (folder / "adapter_model.safetensors").is_file():
         return folder
     import torch
     from safetensors.torch import save_file
@@ -33,7 +39,9 @@ def write_identity_lora(base: BaseModelInfo, folder: Path) -> Path:
         if module.rpartition(".")[2] == TARGET:
             tensors[f"base_model.model.{module}.lora_A.weight"] = torch.zeros(RANK, in_features)
             tensors[f"base_model.model.{module}.lora_B.weight"] = torch.zeros(out_features, RANK)
-    folder.mkdir(parents=True, exist_ok=True)
+    # Written aside and renamed into place: router replicas sharing an adapter volume may write it at once.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
     config = {
         "peft_type": "LORA",
         "r": RANK,
@@ -43,6 +51,10 @@ def write_identity_lora(base: BaseModelInfo, folder: Path) -> Path:
         "bias": "none",
         "modules_to_save": None,
     }
-    (folder / "adapter_config.json").write_text(json.dumps(config))
-    save_file(tensors, str(weights))
+    (staging / "adapter_config.json").write_text(json.dumps(config))
+    save_file(tensors, str(staging / "adapter_model.safetensors"))
+    try:
+        staging.rename(folder)
+    except OSError:  # another process was first
+        shutil.rmtree(staging, ignore_errors=True)
     return folder

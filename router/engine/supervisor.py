@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from enum import StrEnum
 
-from router.engine.base import AdapterRef, Engine, EngineError, GenerationStep, SamplingOptions
+from router.engine.base import AdapterRef, Engine, EngineError, GenerationStep, ReplicaStatus, SamplingOptions
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,9 @@ class EngineSupervisor:
             raise
         finally:
             self._active -= 1
+
+    def replicas(self) -> list[ReplicaStatus]:
+        return []
 
     def cpu_seconds(self) -> float | None:
         return self._engine.cpu_seconds() if self._engine is not None else None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lora_registry import BaseModelInfo
 from router.engine.base import AdapterRef, CompletionDelta, EngineError, GenerationStep, SamplingOptions
-from router.engine.identity_lora import IDENTITY_LORA_ID, IDENTITY_LORA_NAME, write_identity_lora
+from router.engine.identity_lora import IDENTITY_LORA_ID, IDENTITY_LORA_NAME, identity_adapter
 
 if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -46,8 +46,7 @@ class VllmEngine:
             # starts small and grows on demand, and refuses to start.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.kv_cache_gib:g}")
             base = BaseModelInfo.from_folder(settings.resolved_base_model_path, settings.base_model_name)
-            folder = write_identity_lora(base, settings.data_dir / "engine" / IDENTITY_LORA_NAME)
-            base_adapter = AdapterRef(name=IDENTITY_LORA_NAME, id=IDENTITY_LORA_ID, path=folder)
+            base_adapter = identity_adapter(base, settings.data_dir / "engine" / IDENTITY_LORA_NAME)
         # The identity adapter takes one slot of its own, so users keep the adapter counts they asked for.
         extra_slot = 1 if base_adapter else 0
         model = str(settings.resolved_base_model_path)

@@ -11,6 +11,7 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from router.engine.base import ReplicaStatus
 from router.protocol import RoutingInfo
 
 Outcome = Literal["routed", "fallback", "pinned", "base"]
@@ -86,6 +87,34 @@ class ServiceMetrics:
         self.engine_restarts = Gauge(
             "lora_router_engine_restarts", "Times the engine was replaced since start.", registry=r
         )
+        replica = ["replica"]
+        self._replica_up = Gauge(
+            "lora_router_replica_up", "1 while the replica passes health checks.", replica, registry=r
+        )
+        self._replica_outstanding = Gauge(
+            "lora_router_replica_outstanding",
+            "Requests this router has on the replica now.",
+            replica,
+            registry=r,
+        )
+        self._replica_adapters = Gauge(
+            "lora_router_replica_adapters_loaded",
+            "Adapters this router loaded on the replica.",
+            replica,
+            registry=r,
+        )
+        self._replica_cold_loads = Gauge(
+            "lora_router_replica_cold_loads",
+            "Adapter loads onto the replica since start (first use there, or after it came back).",
+            replica,
+            registry=r,
+        )
+        self._replica_requests = Gauge(
+            "lora_router_replica_requests",
+            "Requests sent to the replica since start, by model (adapter or base).",
+            ["replica", "model"],
+            registry=r,
+        )
         self._served: Tally[str] = Tally()
 
     def record_target(self, routing: RoutingInfo) -> None:
@@ -106,6 +135,15 @@ class ServiceMetrics:
         self._generated.labels(model).inc(tokens)
         if tokens > 1 and decode_s > 0:
             self._tokens_per_second.observe((tokens - 1) / decode_s)
+
+    def set_replicas(self, replicas: list[ReplicaStatus]) -> None:
+        for replica in replicas:
+            self._replica_up.labels(replica.url).set(int(replica.healthy))
+            self._replica_outstanding.labels(replica.url).set(replica.outstanding)
+            self._replica_adapters.labels(replica.url).set(len(replica.adapters_loaded))
+            self._replica_cold_loads.labels(replica.url).set(replica.cold_loads)
+            for model, count in replica.requests.items():
+                self._replica_requests.labels(replica.url, model).set(count)
 
     def served(self, model: str) -> int:
         """Requests this model answered since the service started."""

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from classifier import Example, IntentClassifier, TrainingDataError, check_training_set
+from classifier import ArtifactError, Example, IntentClassifier, TrainingDataError, check_training_set
 from router.errors import RouterBusyError, TrainingRejectedError
 from router.protocol import ChatMessage
 from router.routing.policy import Decision, FallbackReason, PolicyConfig, decide, fallback, unmapped_labels
-from router.routing.store import RouterStore
+from router.routing.store import RouterVersionStore
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class TrainingOptions:
 class RouterManager:
     def __init__(
         self,
-        store: RouterStore,
+        store: RouterVersionStore,
         config: PolicyConfig,
         adapters: Callable[[], set[str]],
         *,
@@ -70,6 +70,9 @@ class RouterManager:
         self._context_turns = context_turns
         self.training_options = training
         self._live: LiveRouter | None = None
+        # A version `sync` found unloadable: not downloaded and verified again every round.
+        self._refused: str | None = None
+        self._store_unreachable = False
         self._train_lock = asyncio.Lock()
         self.training = TrainingStatus()
 
@@ -88,11 +91,47 @@ class RouterManager:
         except Exception:
             logger.exception("router %s could not be loaded; keeping the live router", version)
             return
-        self._live = LiveRouter(classifier, version, examples)
-        missing = unmapped_labels(classifier.labels, self.config, self._adapters())
+        self._go_live(LiveRouter(classifier, version, examples))
+
+    async def sync(self) -> bool:
+        """Swap in the version the store names live if another replica changed it; True when it swapped.
+
+        A version that fails to load is logged and the live router keeps serving.
+        """
+        live = self._live
+        try:
+            version = await asyncio.to_thread(self._store.current_version)
+        except Exception as exc:
+            # Once per outage, not once per poll.
+            if not self._store_unreachable:
+                logger.error("could not read which router is live (%s); keeping the live router", exc)
+            self._store_unreachable = True
+            return False
+        if self._store_unreachable:
+            logger.info("the router store answers again")
+            self._store_unreachable = False
+        if version is None or version == self._refused or (live is not None and live.version == version):
+            return False
+        try:
+            classifier, examples = await asyncio.to_thread(self._store.load, version)
+        except ArtifactError:
+            logger.exception("router %s is refused; keeping the live router", version)
+            self._refused = version
+            return False
+        except Exception:
+            logger.exception("router %s could not be loaded; keeping the live router", version)
+            return False
+        if self._live is not live:  # a retrain here swapped in meanwhile, and made its router the live one
+            return False
+        self._go_live(LiveRouter(classifier, version, examples))
+        return True
+
+    def _go_live(self, live: LiveRouter) -> None:
+        self._live = live
+        missing = unmapped_labels(live.classifier.labels, self.config, self._adapters())
         if missing:
             logger.warning("labels without a registered adapter fall back for now: %s", ", ".join(missing))
-        logger.info("router %s loaded with labels %s", version, ", ".join(classifier.labels))
+        logger.info("router %s loaded with labels %s", live.version, ", ".join(live.classifier.labels))
 
     def text_to_classify(self, messages: Sequence[ChatMessage]) -> str:
         user_turns = [m.text for m in messages if m.role == "user"]
@@ -161,7 +200,7 @@ class RouterManager:
         version = await asyncio.to_thread(self._store.save, classifier, examples)
         # What goes live is the saved, verified artifact (with its ONNX body), as after a restart.
         classifier, _ = await asyncio.to_thread(self._store.load, version)
-        self._store.activate(version)
+        await asyncio.to_thread(self._store.activate, version)
         live = LiveRouter(classifier, version, examples)
         self._live = live
         logger.info(

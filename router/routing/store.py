@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from classifier import Example, IntentClassifier, load_examples
 from classifier.model import Backend
@@ -26,6 +26,20 @@ EXAMPLES_FILE = "examples.jsonl"
 POINTER_FILE = "current.json"
 
 
+class RouterVersionStore(Protocol):
+    """Where router versions live: `RouterStore` (files of one replica), or `PostgresRouterStore` (shared)."""
+
+    def current_version(self) -> str | None: ...
+
+    def folder(self, version: str) -> Path: ...
+
+    def load(self, version: str) -> tuple[IntentClassifier, list[Example]]: ...
+
+    def save(self, classifier: IntentClassifier, examples: list[Example]) -> str: ...
+
+    def activate(self, version: str) -> None: ...
+
+
 class RouterStore:
     def __init__(self, root: Path, *, backend: Backend = "onnx", threads: int = 1) -> None:
         """``backend`` and ``threads`` say how loaded classifiers encode (see `IntentClassifier`)."""
@@ -34,8 +48,16 @@ class RouterStore:
         self.threads = threads
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> RouterStore:
-        return cls(settings.router_dir, backend=settings.router_backend, threads=settings.router_threads)
+    def for_settings(cls, settings: Settings) -> RouterVersionStore:
+        """The versions shared through PostgreSQL when ``database_url`` is set (``router_dir`` caching them),
+        else those in ``router_dir``."""
+        backend, threads = settings.router_backend, settings.router_threads
+        if settings.database_url:
+            from router.routing.shared_store import PostgresRouterStore
+
+            url = settings.database_url
+            return PostgresRouterStore(url, settings.router_dir, backend=backend, threads=threads)
+        return cls(settings.router_dir, backend=backend, threads=threads)
 
     @property
     def pointer(self) -> Path:

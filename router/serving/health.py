@@ -4,12 +4,13 @@ service that will recover once its engine is back; readiness follows the engine.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 from pydantic import BaseModel
 
-from router.engine.base import EngineError
-from router.engine.supervisor import EngineSupervisor
+from router.engine.base import EngineError, ManagedEngine
 from router.errors import EngineUnavailableError
+from router.protocol import EngineInfo, ReplicaInfo
 from router.serving.admission import Admission
 from router.serving.generation import InFlight
 
@@ -26,8 +27,11 @@ class HealthStatus(BaseModel):
 
 
 class HealthServing:
-    def __init__(self, engine: EngineSupervisor, in_flight: InFlight, admission: Admission) -> None:
+    def __init__(
+        self, engine: ManagedEngine, backend: str, in_flight: InFlight, admission: Admission
+    ) -> None:
         self._engine = engine
+        self._backend = backend
         self._in_flight = in_flight
         self._admission = admission
         self._started_at = int(time.time())
@@ -50,3 +54,11 @@ class HealthServing:
         except EngineError as exc:
             raise EngineUnavailableError(str(exc)) from exc
         return self.status("ready")
+
+    def engine(self) -> EngineInfo:
+        return EngineInfo(
+            backend=self._backend,  # type: ignore[arg-type]
+            state=self._engine.state,
+            restarts=self._engine.restarts,
+            replicas=[ReplicaInfo(**asdict(r)) for r in self._engine.replicas()],
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lora_registry import AdapterRegistry
-from router.engine.supervisor import EngineSupervisor
+from router.engine.base import ManagedEngine
 from router.observability.metrics import ServiceMetrics
 from router.serving.admission import Admission
 from router.serving.generation import InFlight
@@ -13,7 +13,7 @@ class MetricsServing:
     def __init__(
         self,
         metrics: ServiceMetrics,
-        engine: EngineSupervisor,
+        engine: ManagedEngine,
         registry: AdapterRegistry,
         in_flight: InFlight,
         admission: Admission,
@@ -33,4 +33,5 @@ class MetricsServing:
         m.adapters_loaded.set(len(await self._engine.loaded_adapter_ids()))
         m.adapters_registered.set(len(self._registry.names()))
         m.engine_restarts.set(self._engine.restarts)
+        m.set_replicas(self._engine.replicas())
         return m.exposition()

@@ -94,8 +94,11 @@ def test_counters_follow_routed_pinned_and_fallback_requests(
 
     # requests_served on the adapter list is the same count.
     served = {a["name"]: a["requests_served"] for a in http.get("/v1/adapters").json()["data"]}
-    assert served["sql"] == sum(v for (n, labels), v in after.items()
-                                if n == "lora_router_requests_total" and ("model", "sql") in labels)
+    assert served["sql"] == sum(
+        v
+        for (n, labels), v in after.items()
+        if n == "lora_router_requests_total" and ("model", "sql") in labels
+    )
 
 
 def test_queue_gauges_show_a_request_in_progress(service: ServiceProcess, client: openai.OpenAI) -> None:

@@ -77,9 +77,7 @@ def test_auto_answer_streams_with_the_chosen_adapter_and_its_scores(
     assert page.script_errors == []
 
 
-def test_pinned_adapter_overrides_routing_and_history_stays_in_the_tab(
-    open_page, browser
-) -> None:
+def test_pinned_adapter_overrides_routing_and_history_stays_in_the_tab(open_page, browser) -> None:
     page = open_page("/ui", USER_KEY)
     page.wait_for_selector("[data-testid=model] option[value=math]", state="attached")
     page.fill("[data-testid=max-tokens]", "12")

@@ -1,0 +1,160 @@
+"""One `vllm serve --enable-lora` replica over HTTP: health, runtime LoRA load/unload, streamed completions.
+
+Prompts go as token ids to ``/v1/completions`` (serving renders the chat template itself, as for the
+in-process engine), the adapter is picked with the OpenAI ``model`` field, and adapters are loaded with
+vLLM's runtime endpoints (the replica runs with ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=true``, which is why it
+must only be reachable on a private network).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+
+from router.engine.base import AdapterRef, CompletionDelta, EngineError, GenerationStep, SamplingOptions
+
+logger = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_S = 2.0
+CONNECT_TIMEOUT_S = 2.0
+
+
+class ReplicaUnreachable(EngineError):
+    """The replica refused or dropped the connection before the request reached it: safe to send elsewhere."""
+
+
+class AdapterMissing(EngineError):
+    """The replica does not know the adapter (it restarted since it was loaded there)."""
+
+
+def lora_name(adapter: AdapterRef) -> str:
+    # The id keeps a re-registered name (new id, maybe new weights) apart from the old one on the replica;
+    # `@` cannot occur in a registered name.
+    return f"{adapter.name}@{adapter.id}"
+
+
+class ReplicaClient:
+    def __init__(self, url: str, *, base_model: str, api_key: str | None, read_timeout_s: float) -> None:
+        self.url = url.rstrip("/")
+        self.base_model = base_model
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(read_timeout_s, connect=CONNECT_TIMEOUT_S),
+            # One replica takes many concurrent streams; httpx's default pool (100) would queue beyond it.
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
+
+    async def check_health(self) -> None:
+        try:
+            response = await self._http.get("/health", timeout=HEALTH_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise EngineError(f"replica {self.url} unreachable: {_describe(exc)}") from exc
+        if response.status_code != 200:
+            raise EngineError(f"replica {self.url} unhealthy: HTTP {response.status_code}")
+
+    async def load(self, adapter: AdapterRef) -> bool:
+        """Load the adapter's weights on the replica; False when it already had them."""
+        body = {"lora_name": lora_name(adapter), "lora_path": str(adapter.path)}
+        response = await self._post("/v1/load_lora_adapter", body)
+        if response.status_code == 400 and "already been loaded" in response.text:
+            return False
+        _raise_for(response, f"loading adapter {adapter.name} on replica {self.url}")
+        return True
+
+    async def unload(self, adapter: AdapterRef) -> None:
+        response = await self._post("/v1/unload_lora_adapter", {"lora_name": lora_name(adapter)})
+        if response.status_code != 404:  # not there: nothing to do
+            _raise_for(response, f"unloading adapter {adapter.name} on replica {self.url}")
+
+    async def stream(
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        sampling: SamplingOptions,
+        adapter: AdapterRef | None,
+    ) -> AsyncIterator[GenerationStep]:
+        body = {
+            "model": lora_name(adapter) if adapter else self.base_model,
+            "prompt": prompt_token_ids,
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "n": sampling.n,
+            "stop": list(sampling.stop),
+            "seed": sampling.seed,
+            "ignore_eos": sampling.ignore_eos,
+            "stream": True,
+            # Token counts per delta, as the in-process engine reports them.
+            "return_token_ids": True,
+        }
+        request = self._http.build_request(
+            "POST", "/v1/completions", json=body, headers={"X-Request-Id": request_id}
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ReplicaUnreachable(f"replica {self.url} unreachable: {_describe(exc)}") from exc
+        except httpx.HTTPError as exc:
+            raise EngineError(f"replica {self.url} failed: {_describe(exc)}") from exc
+        # Closing the response (the client went away, or this generator is closed) drops the connection, and
+        # vLLM aborts the request when its client disconnects.
+        try:
+            if response.status_code != 200:
+                await response.aread()
+                if response.status_code == 404 and adapter is not None:
+                    raise AdapterMissing(f"replica {self.url} does not have adapter {adapter.name}")
+                _raise_for(response, f"replica {self.url}")
+            finished: set[int] = set()
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    raise EngineError(f"replica {self.url}: {chunk['error'].get('message', chunk['error'])}")
+                deltas = []
+                for choice in chunk.get("choices", []):
+                    if choice.get("finish_reason"):
+                        finished.add(choice["index"])
+                    deltas.append(
+                        CompletionDelta(
+                            index=choice["index"],
+                            text=choice.get("text") or "",
+                            num_tokens=len(choice.get("token_ids") or []),
+                            finish_reason=choice.get("finish_reason"),
+                        )
+                    )
+                if deltas:
+                    yield GenerationStep(deltas=deltas, finished=len(finished) == sampling.n)
+        except httpx.HTTPError as exc:
+            raise EngineError(f"replica {self.url} failed mid-stream: {_describe(exc)}") from exc
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _post(self, path: str, body: dict) -> httpx.Response:
+        try:
+            return await self._http.post(path, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ReplicaUnreachable(f"replica {self.url} unreachable: {_describe(exc)}") from exc
+        except httpx.HTTPError as exc:
+            raise EngineError(f"replica {self.url} failed: {_describe(exc)}") from exc
+
+
+def _raise_for(response: httpx.Response, what: str) -> None:
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:500]
+        raise EngineError(f"{what}: HTTP {response.status_code}: {message}")
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    return str(exc) or type(exc).__name__
