@@ -12,6 +12,9 @@
 #     carry .gpu/s05:  cp .gpu/s05/* /tmp/pl/ && bash benchmarks/gpu_bench.sh unpack && bash benchmarks/gpu_bench.sh run 135m
 #     no carry:        bash benchmarks/gpu_bench.sh run 1b
 #   results: $OUT/{engine,hotswap,compare}-SIZE.json and engine-SIZE.png
+#   scale-out, after unpack:  REPLICAS=0,1 bash benchmarks/gpu_bench.sh replicas 135m  → $OUT/replicas-135m-01.json
+#     vLLM's OpenAI server also needs model-hosting-container-standards (+ jmespath, supervisor): pip download
+#     them into .gpu/m, carry it with .gpu/s05 and `pip install --no-index --no-deps --target /tmp/site .gpu/m/*`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,8 +42,8 @@ unpack)
   xz -dc -T0 /tmp/pl/vllm.tar.xz | tar xf - -C /tmp/site
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site /tmp/pl/whl/*.whl
   ;;
-run)
-  size=${2:?run 135m or run 1b}
+run | replicas)
+  mode=$1 size=${2:?run|replicas 135m|1b}
   # As ../shared/gpu/device-install.sh: flashinfer is not carried, so vLLM's PyTorch sampler.
   export PYTHONPATH=/tmp/site:$PWD LORA_ROUTER_DATA_DIR=/tmp/bench PYTHONUNBUFFERED=1 VLLM_USE_FLASHINFER_SAMPLER=0
   python3 -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch.__version__, torch.cuda.get_device_name(0))"
@@ -52,7 +55,7 @@ run)
   1b) overrides='{"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64}' ;;
   *) echo "unknown size $size"; exit 64 ;;
   esac
-  python3 - "$model" "$overrides" <<'PY'
+  [ -d "$model-adapters" ] || python3 - "$model" "$overrides" <<'PY'
 import json, sys, time
 from pathlib import Path
 from router.bench.fixtures import describe_model, make_lora_adapters, make_random_model
@@ -62,6 +65,16 @@ make_lora_adapters(model, Path(sys.argv[1] + "-adapters"), 16, rank=16)
 print(describe_model(model), f"made in {time.perf_counter() - started:.0f}s", flush=True)
 PY
   cli() { python3 -c "from router.cli import app; app()" "$@"; }
+  if [ "$mode" = replicas ]; then
+    # Scale-out on one GPU: the embedded engine, then 1 and 2 `vllm serve` replicas sharing it (0.4 each),
+    # behind one router: what the remote hop costs next to a GPU, and whether a second engine helps.
+    # One call may not hold all three (each engine compiles on start): REPLICAS=0,1 then REPLICAS=1,2.
+    counts=${REPLICAS:-0,1,2}
+    LORA_ROUTER_BASE_MODEL_NAME=$size cli bench replicas --replicas "$counts" --gpu-memory-utilization 0.4 \
+      --base-model-dir "$model" --adapters-dir "$model-adapters" --adapters 4 --num-prompts 512 \
+      --concurrency 64 --input-len 128 --output-len 128 --out "$out/replicas-$size-${counts//,/}.json"
+    exit
+  fi
   common=(--base-model-dir "$model" --adapters-dir "$model-adapters" --prompt-tokens 128 --output-tokens 128)
   cli bench engine "${common[@]}" --adapter-counts 0,1,2,4,8,16 --concurrency 1,8,64 --waves 4 \
     --out "$out/engine-$size.json"

@@ -782,6 +782,10 @@ def bench_replicas(
     input_len: Annotated[int, typer.Option(help="Prompt tokens per request.", min=1)] = 64,
     output_len: Annotated[int, typer.Option(help="Tokens generated per request (ignore_eos).", min=1)] = 32,
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache of each replica on the CPU, GiB.")] = 1.0,
+    gpu_memory_utilization: Annotated[
+        float,
+        typer.Option(help="Share of the GPU each engine takes (replicas on one GPU must fit together)."),
+    ] = 0.85,
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
 ) -> None:
     """Throughput over engine replicas: for each count, that many `vllm serve` replicas behind one router
@@ -812,6 +816,7 @@ def bench_replicas(
                 counts,
                 Path(work),
                 on_step=lambda what: progress.update(task, description=what, completed=next(phase)),
+                gpu_memory_utilization=gpu_memory_utilization,
             )
         except (RuntimeError, TimeoutError) as error:
             progress.stop()

@@ -22,9 +22,10 @@ from router.replica import replica_process
 from router.settings import Settings
 
 
-def _replica_settings(bench: ServeBench) -> Settings:
+def _replica_settings(bench: ServeBench, gpu_memory_utilization: float) -> Settings:
     engine = bench.engine
     return Settings(
+        gpu_memory_utilization=gpu_memory_utilization,
         base_model_path=bench.base_model_dir,
         base_model_name=bench.base_model_name,
         max_loras=engine["max_loras"],
@@ -42,10 +43,12 @@ def run_replica_bench(
     replica_counts: list[int],
     work_dir: Path,
     on_step: Callable[[str], None] = lambda what: None,
+    gpu_memory_utilization: float = 0.85,
 ) -> dict[str, Any]:
     """Each count in turn: start its replicas and a router, warm up, measure, stop everything. Count 0 is
-    the service with its embedded engine: the baseline the remote hop is compared with."""
-    settings = _replica_settings(bench)
+    the service with its embedded engine: the baseline the remote hop is compared with. On a GPU, every
+    engine takes ``gpu_memory_utilization`` of it (replicas sharing one GPU must fit together)."""
+    settings = _replica_settings(bench, gpu_memory_utilization)
     runs: dict[str, dict[str, Any]] = {}
     for count in replica_counts:
         label = f"{count}-replica{'s' if count > 1 else ''}" if count else "in-process"
@@ -60,6 +63,7 @@ def run_replica_bench(
             data_dir = work_dir / f"{label}-router"
             data_dir.mkdir(parents=True, exist_ok=True)
             env = bench.service_env(data_dir)
+            env["LORA_ROUTER_GPU_MEMORY_UTILIZATION"] = f"{gpu_memory_utilization:g}"
             if replicas:
                 env["LORA_ROUTER_ENGINE"] = "remote"
                 env["LORA_ROUTER_ENGINE_URLS"] = json.dumps([r.url for r in replicas])
@@ -92,7 +96,7 @@ def run_replica_bench(
         "concurrency": bench.concurrency,
         "input_len": bench.input_len,
         "output_len": bench.output_len,
-        "engine": bench.engine,
+        "engine": bench.engine | {"gpu_memory_utilization": gpu_memory_utilization},
         "runs": runs,
         "output_throughput_vs_first": relative,
         "notes": [

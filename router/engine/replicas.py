@@ -159,10 +159,6 @@ class ReplicaPool:
             for r in self._replicas
         ]
 
-    def preferred(self, adapter: AdapterRef) -> list[str]:
-        """The adapter's replicas in order of preference (all of them, healthy or not)."""
-        return rendezvous_order(lora_name(adapter), [r.url for r in self._replicas])
-
     async def start(self) -> None:
         await self._check_all()
         up = [r.url for r in self._replicas if r.healthy]
@@ -188,8 +184,8 @@ class ReplicaPool:
                 if lora is not None:
                     await self._ensure_loaded(replica, lora)
                 stream = replica.client.stream(request_id, prompt_token_ids, sampling, lora)
-                async with aclosing(stream) as steps:
-                    async for step in _until_down(steps, replica):
+                async with aclosing(stream) as steps, aclosing(_until_down(steps, replica)) as guarded:
+                    async for step in guarded:
                         if not served:
                             served = True
                             replica.served[adapter.name if adapter else replica.client.base_model] += 1
