@@ -89,13 +89,7 @@ def run_replica_bench(
     }
     return {
         "scenario": "throughput over engine replicas",
-        "api": bench.api,
-        "base_model": bench.base_model_name,
-        "adapters": bench.names,
-        "num_prompts": bench.num_prompts,
-        "concurrency": bench.concurrency,
-        "input_len": bench.input_len,
-        "output_len": bench.output_len,
+        **bench.describe(),
         "engine": bench.engine | {"gpu_memory_utilization": gpu_memory_utilization},
         "runs": runs,
         "output_throughput_vs_first": relative,

@@ -93,6 +93,19 @@ class ServeBench:
         object.__setattr__(self, "base_model_dir", self.base_model_dir.resolve())
         object.__setattr__(self, "adapters", [folder.resolve() for folder in self.adapters])
 
+    def describe(self) -> dict[str, Any]:
+        """What a result records of the workload and the engines."""
+        return {
+            "api": self.api,
+            "base_model": self.base_model_name,
+            "adapters": self.names,
+            "num_prompts": self.num_prompts,
+            "concurrency": self.concurrency,
+            "input_len": self.input_len,
+            "output_len": self.output_len,
+            "engine": self.engine,
+        }
+
     @property
     def names(self) -> list[str]:
         return [folder.name for folder in self.adapters]
@@ -362,14 +375,7 @@ def run_serve_bench(
         )
     return {
         "scenario": "service overhead vs plain vLLM",
-        "api": bench.api,
-        "base_model": bench.base_model_name,
-        "adapters": bench.names,
-        "num_prompts": bench.num_prompts,
-        "concurrency": bench.concurrency,
-        "input_len": bench.input_len,
-        "output_len": bench.output_len,
-        "engine": bench.engine,
+        **bench.describe(),
         "startup_s": startup_s,
         "runs": runs,
         "ratio_ours_over_plain": ratios(runs["ours"], runs["plain_vllm"]),

@@ -31,6 +31,21 @@ PREFIX = "LORA_ROUTER_"
 
 Doc = dict[str, Any]
 
+# What routers and replicas both read: `lora-router replica` derives vLLM's flags from them, and routers
+# address adapters and the base model by them.
+SHARED_SETTINGS = (
+    "base_model_name",
+    "max_loras",
+    "max_cpu_loras",
+    "max_lora_rank",
+    "max_model_len",
+    "replica_identity_base",
+    "engine_api_key",
+    "resolved_adapter_root",
+    "dtype",
+    "seed",
+)
+
 
 # --- settings and the engine command ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import pytest
 from tests.deploy.common import (
     DEPLOY,
     ROOT,
+    SHARED_SETTINGS,
     compose_env,
     compose_variables,
     interpolate,
@@ -118,16 +119,7 @@ def test_routers_and_replicas_read_the_same_settings(compose: dict) -> None:
         r = settings_from(compose_env(router))
         for engine_name, engine in engines(compose).items():
             e = settings_from(compose_env(engine))
-            for field in (
-                "base_model_name",
-                "max_loras",
-                "max_cpu_loras",
-                "max_lora_rank",
-                "max_model_len",
-                "replica_identity_base",
-                "engine_api_key",
-                "resolved_adapter_root",
-            ):
+            for field in SHARED_SETTINGS:
                 assert getattr(r, field) == getattr(e, field), f"{router_name} vs {engine_name}: {field}"
             assert e.kv_cache_gib >= 1
         assert r.replica_identity_base is True, "CPU replicas need the identity adapter for base requests"

@@ -16,6 +16,7 @@ import yaml
 from tests.deploy.common import (
     DEPLOY,
     OVERLAYS,
+    SHARED_SETTINGS,
     Doc,
     Rendered,
     kustomize,
@@ -129,18 +130,7 @@ def test_routers_and_replicas_read_the_same_settings(rendered: Rendered) -> None
     values for what both use."""
     router = settings_from(rendered.env(rendered.router))
     engine = settings_from(rendered.env(rendered.engine))
-    for field in (
-        "base_model_name",
-        "max_loras",
-        "max_cpu_loras",
-        "max_lora_rank",
-        "max_model_len",
-        "replica_identity_base",
-        "engine_api_key",
-        "resolved_adapter_root",
-        "dtype",
-        "seed",
-    ):
+    for field in SHARED_SETTINGS:
         assert getattr(router, field) == getattr(engine, field), field
     assert router.engine == "remote"
     assert router.database_url and router.database_url.startswith("postgresql://")
