@@ -9,14 +9,11 @@ must only be reachable on a private network).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator
 
 import httpx
 
 from router.engine.base import AdapterRef, CompletionDelta, EngineError, GenerationStep, SamplingOptions
-
-logger = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
