@@ -32,8 +32,13 @@ import yaml
 
 from classifier.errors import TrainingDataError
 
-# Labels follow the adapter-name rule so that a label can name an adapter directly.
-LABEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# A label is an adapter-style name, optionally with a sub-intent after one slash ("billing/refund"): the
+# part before the slash names the group (normally an adapter) that all its sub-intents' scores add up to.
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+LABEL_PATTERN = re.compile(rf"{_NAME}(?:/{_NAME})?")
+SUB_INTENT_SEPARATOR = "/"
+# Examples of what no adapter should answer ("none of these"): the router falls back on messages like them.
+OUT_OF_SCOPE_LABEL = "none"
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 # SetFit is meant for ~8 examples per label; 2 is the least that gives it a positive pair to learn from.
 DEFAULT_MIN_PER_LABEL = 2
@@ -48,6 +53,11 @@ JSONL_SUFFIX = ".jsonl"
 class Example:
     text: str
     label: str
+
+
+def group_of(label: str) -> str:
+    """The group a label's score counts towards: ``"billing"`` for ``"billing/refund"`` and ``"billing"``."""
+    return label.partition(SUB_INTENT_SEPARATOR)[0]
 
 
 def load_examples(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Example]:
@@ -109,7 +119,7 @@ def _check_label(label: Any, param: str) -> None:
     if not isinstance(label, str) or not LABEL_PATTERN.fullmatch(label):
         raise TrainingDataError(
             f"{param} is {label!r}; a label is 1-64 characters of letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit",
+            "starting with a letter or digit, optionally followed by '/' and a sub-intent of the same form",
             param,
         )
 

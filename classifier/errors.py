@@ -25,3 +25,7 @@ class ArtifactError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class ArtifactFormatError(ArtifactError):
+    """A classifier folder written in another format version: sound, but not readable by this code."""

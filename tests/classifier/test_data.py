@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier import Example, TrainingDataError, check_training_set, load_examples
+from classifier import Example, TrainingDataError, check_training_set, group_of, load_examples
 
 GOOD = [
     Example("select * from t", "sql"),
@@ -165,9 +165,23 @@ def test_limits_can_be_turned_off() -> None:
     check_training_set([*GOOD, Example("x" * 10_000, "chat")] * 2000, max_examples=None, max_text_chars=None)
 
 
-@pytest.mark.parametrize("label", ["", "-sql", "has space", "a/b", "x" * 65, "émoji"])
+@pytest.mark.parametrize("label", ["", "-sql", "has space", "a/b/c", "a/", "/b", "a/-b", "x" * 65, "émoji"])
 def test_bad_label_is_refused(label: str) -> None:
     check_refused([Example("hi there", label), *GOOD], "examples[0].label", repr(label))
+
+
+def test_sub_intent_labels_pass_and_name_their_group() -> None:
+    examples = [
+        *GOOD,
+        Example("refund my last order", "billing/refund"),
+        Example("money back", "billing/refund"),
+    ]
+    check_training_set(examples)
+    assert [group_of(label) for label in ("billing/refund", "billing", "none")] == [
+        "billing",
+        "billing",
+        "none",
+    ]
 
 
 def test_same_text_with_two_labels_is_refused() -> None:
