@@ -6,11 +6,13 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lora_registry.errors import InvalidAdapterNameError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The router labels an adapter's sub-intents "<adapter>/<sub-intent>" (classifier.data.LABEL_PATTERN).
+SUB_INTENT_PATTERN = NAME_PATTERN.pattern
 MAX_STOP_SEQUENCES = 8
 MAX_EXAMPLES = 256
 MAX_EXAMPLE_CHARS = 2000
@@ -30,6 +32,16 @@ class GenerationDefaults(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
 
 
+Utterance = Annotated[str, Field(min_length=1, max_length=MAX_EXAMPLE_CHARS)]
+SubIntent = Annotated[str, Field(pattern=SUB_INTENT_PATTERN)]
+Examples = (
+    Annotated[list[Utterance], Field(max_length=MAX_EXAMPLES)]
+    | Annotated[
+        dict[SubIntent, Annotated[list[Utterance], Field(min_length=1)]], Field(max_length=MAX_EXAMPLES)
+    ]
+)
+
+
 class AdapterRegistration(BaseModel):
     """A request to register an adapter folder (API body and registry-file entry)."""
 
@@ -44,11 +56,21 @@ class AdapterRegistration(BaseModel):
     )
     description: str = Field(default="", max_length=1000)
     defaults: GenerationDefaults = Field(default_factory=GenerationDefaults)
-    examples: list[Annotated[str, Field(min_length=1, max_length=MAX_EXAMPLE_CHARS)]] = Field(
+    examples: Examples = Field(
         default_factory=list,
-        max_length=MAX_EXAMPLES,
-        description="Utterances for the router label named like this adapter; they extend its training set.",
+        description="Utterances the router learns this adapter from: a list (one label, the adapter's name), "
+        'or sub-intents mapped to their utterances ({"refund": [...], "card-lost": [...]}, labels '
+        "`<adapter>/<sub-intent>`, whose scores add up to the adapter's). They extend the router's training "
+        "set.",
     )
+
+    @field_validator("examples")
+    @classmethod
+    def _check_examples(cls, value: Examples) -> Examples:
+        if isinstance(value, dict):
+            if (total := sum(map(len, value.values()))) > MAX_EXAMPLES:
+                raise ValueError(f"at most {MAX_EXAMPLES} examples in all, got {total}")
+        return value
 
 
 class AdapterSpec(BaseModel):
@@ -66,8 +88,14 @@ class AdapterSpec(BaseModel):
     size_bytes: int
     description: str
     defaults: GenerationDefaults
-    examples: list[str] = []
+    examples: list[str] | dict[str, list[str]] = []
     created_at: int
+
+    def labelled_examples(self) -> list[tuple[str, str]]:
+        """(router label, utterance) pairs: the adapter's name, or ``<name>/<sub-intent>``."""
+        if isinstance(self.examples, list):
+            return [(self.name, text) for text in self.examples]
+        return [(f"{self.name}/{sub}", text) for sub, texts in self.examples.items() for text in texts]
 
 
 def check_adapter_name(name: str, reserved_names: set[str]) -> str:

@@ -27,7 +27,7 @@ class AdapterStore(Protocol):
         size_bytes: int,
         description: str,
         defaults: GenerationDefaults,
-        examples: list[str],
+        examples: list[str] | dict[str, list[str]],
         created_at: int,
     ) -> AdapterSpec:
         """Store a new adapter; raises AdapterExistsError when the name is taken."""

@@ -116,7 +116,8 @@ def test_state_survives_a_new_store_on_the_same_file(
     registry.register(AdapterRegistration(name="alpha", path="alpha", description="kept", defaults=defaults))
     registry.register(AdapterRegistration(name="beta", path="beta"))
     registry.unregister("beta")
-    registry.register(AdapterRegistration(name="gamma", path="gamma"))
+    sub_intents = {"refund": ["money back please"], "card-lost": ["I lost my card", "card stolen"]}
+    registry.register(AdapterRegistration(name="gamma", path="gamma", examples=sub_intents))
     expected = registry.list()
 
     store = SqliteAdapterStore(db_path)
@@ -124,6 +125,7 @@ def test_state_survives_a_new_store_on_the_same_file(
         reopened = make_registry(store, adapter_root, base_info)
         assert reopened.list() == expected
         assert reopened.get("alpha").defaults == defaults
+        assert reopened.get("gamma").examples == sub_intents
     finally:
         store.close()
 

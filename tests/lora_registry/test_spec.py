@@ -55,6 +55,62 @@ def test_registration_schema() -> None:
         AdapterRegistration.model_validate({"name": "a", "path": "a", "id": 3})
 
 
+@pytest.mark.parametrize(
+    "examples",
+    [
+        ["one", "two"],
+        {"refund": ["money back", "refund it"], "card-lost": ["lost my card"]},
+        [],
+        {},
+    ],
+)
+def test_examples_are_a_list_or_sub_intents(examples: object) -> None:
+    assert AdapterRegistration(name="billing", path="b", examples=examples).examples == examples
+
+
+@pytest.mark.parametrize(
+    "examples",
+    [
+        {"bad name": ["x"]},  # a sub-intent is named like an adapter
+        {"refund": []},  # every sub-intent needs an utterance
+        {"refund": [""]},
+        ["x" * 2001],
+        {"a": ["x"] * 200, "b": ["y"] * 57},  # 257 in all
+        "just a string",
+    ],
+)
+def test_bad_examples_are_refused(examples: object) -> None:
+    with pytest.raises(ValidationError):
+        AdapterRegistration.model_validate({"name": "billing", "path": "b", "examples": examples})
+
+
+def spec(**fields: object) -> AdapterSpec:
+    return AdapterSpec(
+        id=1,
+        name="billing",
+        path=Path("/a"),
+        base_model="b",
+        rank=8,
+        alpha=16,
+        target_modules=["q_proj"],
+        size_bytes=1,
+        description="",
+        defaults=GenerationDefaults(),
+        created_at=0,
+        **fields,
+    )
+
+
+def test_labelled_examples_name_the_adapter_or_its_sub_intents() -> None:
+    assert spec(examples=["a", "b"]).labelled_examples() == [("billing", "a"), ("billing", "b")]
+    sub = spec(examples={"refund": ["r"], "card-lost": ["c1", "c2"]})
+    assert sub.labelled_examples() == [
+        ("billing/refund", "r"),
+        ("billing/card-lost", "c1"),
+        ("billing/card-lost", "c2"),
+    ]
+
+
 def test_spec_is_frozen() -> None:
     spec = AdapterSpec(
         id=1,
