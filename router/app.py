@@ -87,13 +87,8 @@ def build_router(settings: Settings, registry: AdapterRegistry) -> RouterManager
         PolicyConfig.from_settings(settings),
         adapters=lambda: set(registry.names()),
         context_turns=settings.router_context_turns,
-        training=TrainingOptions(
-            seed=settings.seed,
-            num_iterations=settings.router_train_iterations,
-            body_layers=settings.router_body_layers or None,
-            max_examples=settings.router_max_examples,
-            max_text_chars=settings.router_max_text_chars,
-        ),
+        sticky_turns=settings.router_sticky_turns,
+        training=TrainingOptions.from_settings(settings),
     )
     router.load_current()
     return router

@@ -147,18 +147,45 @@ class Settings(BaseSettings):
 
     # Routing (`model: "auto"`)
     router_threshold: float = Field(
-        default=0.4, ge=0, le=1, description="Below this top-label probability, `auto` falls back."
+        default=0.4,
+        ge=0,
+        le=1,
+        description="Below this calibrated probability of the top adapter (its labels summed), `auto` "
+        "falls back.",
     )
     router_min_margin: float = Field(
-        default=0.1, ge=0, le=1, description="Below this gap between the top two labels, `auto` falls back."
+        default=0.1, ge=0, le=1, description="Below this gap between the top two adapters, `auto` falls back."
+    )
+    router_out_of_scope: bool = Field(
+        default=True,
+        description="Fall back when a message is less similar to every example than the router's "
+        "out-of-scope threshold (set at training from ROUTER_OOS_QUANTILE).",
+    )
+    router_oos_quantile: float = Field(
+        default=0.05,
+        ge=0,
+        le=0.5,
+        description="Training: share of examples whose nearest other example sets the out-of-scope threshold "
+        "(higher catches more out-of-scope messages and sends more in-scope ones to the fallback).",
+    )
+    router_sticky_margin: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="In a conversation, a user turn leaves the previous turn's adapter only when its own top "
+        "adapter beats it by this much (0: every turn is routed on its own).",
+    )
+    router_sticky_turns: int = Field(
+        default=4, ge=1, description="How many of the latest user turns stickiness looks back over."
     )
     router_fallback: str | None = Field(
         default=None, description="Model answering when `auto` does not pick one. Default: the base model."
     )
     route_map: dict[str, str] | None = Field(
         default=None,
-        description='JSON label → model (adapter or base). Default: {"chat": BASE_MODEL_NAME}; other labels '
-        "go to the adapter of the same name.",
+        description="JSON label or label group → model (adapter or base). Default: "
+        '{"chat": BASE_MODEL_NAME}; other labels go to the adapter named like their group '
+        "(`billing/refund` → `billing`).",
     )
     router_context_turns: int = Field(
         default=1, ge=1, description="How many of the latest user turns the router classifies."
@@ -178,11 +205,18 @@ class Settings(BaseSettings):
         default="onnx", description="What runs the router's encoder: ONNX Runtime (faster) or torch."
     )
     router_body_layers: int = Field(
-        default=3,
+        default=0,
         ge=0,
-        description="Encoder layers kept when training a router: fewer route faster (0 keeps all 6).",
+        description="Encoder layers kept when training a router (0 keeps all 6): fewer route faster, worse.",
     )
-    router_train_iterations: int = Field(default=20, ge=1, description="SetFit pair-sampling iterations.")
+    router_finetune: Literal["none", "setfit"] = Field(
+        default="none",
+        description="Training: 'none' fits the head on the shipped encoder (seconds); 'setfit' fine-tunes "
+        "the encoder contrastively first (minutes on a CPU).",
+    )
+    router_train_iterations: int = Field(
+        default=20, ge=1, description="SetFit pair-sampling iterations (ROUTER_FINETUNE=setfit)."
+    )
     router_max_examples: int = Field(default=5000, ge=2, description="Largest training set accepted.")
     router_max_text_chars: int = Field(default=2000, ge=1, description="Longest training example accepted.")
 

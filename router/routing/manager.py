@@ -10,14 +10,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from classifier import ArtifactError, Example, IntentClassifier, TrainingDataError, check_training_set
+from classifier import (
+    ArtifactError,
+    ArtifactFormatError,
+    Classification,
+    Example,
+    IntentClassifier,
+    TrainingConfig,
+    TrainingDataError,
+    check_training_set,
+)
 from router.errors import RouterBusyError, TrainingRejectedError
 from router.protocol import ChatMessage
-from router.routing.policy import Decision, FallbackReason, PolicyConfig, decide, fallback, unmapped_labels
+from router.routing.policy import (
+    Decision,
+    FallbackReason,
+    PolicyConfig,
+    Turn,
+    decide_conversation,
+    fallback,
+    unmapped_labels,
+)
 from router.routing.store import RouterVersionStore
+
+if TYPE_CHECKING:
+    from router.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +69,27 @@ class TrainingStatus:
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    seed: int = 0
-    num_iterations: int = 20
-    body_layers: int | None = None
+    classifier: TrainingConfig = TrainingConfig()
     max_examples: int = 5000
     max_text_chars: int = 2000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrainingOptions:
+        return cls(
+            classifier=TrainingConfig(
+                seed=settings.seed,
+                finetune=settings.router_finetune,
+                body_layers=settings.router_body_layers or None,
+                oos_quantile=settings.router_oos_quantile,
+                num_iterations=settings.router_train_iterations,
+            ),
+            max_examples=settings.router_max_examples,
+            max_text_chars=settings.router_max_text_chars,
+        )
+
+
+# Classifications of recent user turns: in a conversation, every request repeats the turns before its last.
+CACHED_TURNS = 4096
 
 
 class RouterManager:
@@ -62,19 +100,26 @@ class RouterManager:
         adapters: Callable[[], set[str]],
         *,
         context_turns: int = 1,
+        sticky_turns: int = 4,
         training: TrainingOptions = TrainingOptions(),
     ) -> None:
         self._store = store
         self.config = config
         self._adapters = adapters
         self._context_turns = context_turns
+        self._sticky_turns = sticky_turns
         self.training_options = training
+        self._turns: OrderedDict[tuple[str, str], Classification] = OrderedDict()
         self._live: LiveRouter | None = None
         # A version `sync` found unloadable: not downloaded and verified again every round.
         self._refused: str | None = None
         self._store_unreachable = False
         self._train_lock = asyncio.Lock()
         self.training = TrainingStatus()
+
+    @property
+    def sticky_turns(self) -> int:
+        return self._sticky_turns
 
     @property
     def live(self) -> LiveRouter | None:
@@ -88,10 +133,27 @@ class RouterManager:
             return
         try:
             classifier, examples = self._store.load(version)
+        except ArtifactFormatError as exc:
+            logger.warning("router %s: %s; retraining it from its examples", version, exc)
+            try:
+                self._go_live(self._retrain_in_place(version))
+            except Exception:
+                logger.exception("router %s could not be retrained; `auto` falls back until it is", version)
+            return
         except Exception:
             logger.exception("router %s could not be loaded; keeping the live router", version)
             return
         self._go_live(LiveRouter(classifier, version, examples))
+
+    def _retrain_in_place(self, version: str) -> LiveRouter:
+        """The same examples, trained by this code: routers saved by an older release come back at start-up
+        (training takes seconds) instead of leaving `auto` without a router."""
+        examples = self._store.examples(version)
+        trained = IntentClassifier.train(examples, config=self.training_options.classifier)
+        new_version = self._store.save(trained, examples)
+        classifier, _ = self._store.load(new_version)
+        self._store.activate(new_version)
+        return LiveRouter(classifier, new_version, examples)
 
     async def sync(self) -> bool:
         """Swap in the version the store names live if another replica changed it; True when it swapped.
@@ -133,9 +195,12 @@ class RouterManager:
             logger.warning("labels without a registered adapter fall back for now: %s", ", ".join(missing))
         logger.info("router %s loaded with labels %s", live.version, ", ".join(live.classifier.labels))
 
-    def text_to_classify(self, messages: Sequence[ChatMessage]) -> str:
+    def texts_to_classify(self, messages: Sequence[ChatMessage]) -> list[str]:
+        """One text per user turn the decision looks at (the last ``sticky_turns``, oldest first), each the
+        turn joined with the ``context_turns - 1`` user turns before it."""
         user_turns = [m.text for m in messages if m.role == "user"]
-        return "\n".join(user_turns[-self._context_turns :])
+        last = range(max(0, len(user_turns) - self._sticky_turns), len(user_turns))
+        return ["\n".join(user_turns[max(0, i + 1 - self._context_turns) : i + 1]) for i in last]
 
     async def route(self, messages: Sequence[ChatMessage]) -> Routed:
         live = self._live  # one read: this request is routed by one whole router
@@ -143,16 +208,35 @@ class RouterManager:
         if live is None:
             decision = fallback(self.config, FallbackReason.NO_ROUTER, "no router is trained yet")
             return Routed(decision, None, 0.0)
-        text = self.text_to_classify(messages)
+        texts = self.texts_to_classify(messages)
         try:
-            # Off the event loop: the encoder releases the GIL, so other requests keep streaming meanwhile.
-            probabilities = await asyncio.to_thread(live.classifier.predict_proba, text)
-            scores = {label: float(p) for label, p in zip(live.classifier.labels, probabilities, strict=True)}
-            decision = decide(scores, self.config, self._adapters())
+            classifications = await self._classify(live, texts)
+            labels = live.classifier.labels
+            turns = [
+                Turn(dict(zip(labels, c.probabilities.tolist(), strict=True)), c.similarity)
+                for c in classifications
+            ]
+            decision = decide_conversation(
+                turns, self.config, self._adapters(), oos_threshold=live.classifier.oos_threshold
+            )
         except Exception as exc:
             logger.exception("classifier failed; falling back")
             decision = fallback(self.config, FallbackReason.CLASSIFIER_ERROR, f"classifier error: {exc}")
         return Routed(decision, live.version, (time.perf_counter() - started) * 1000)
+
+    async def _classify(self, live: LiveRouter, texts: list[str]) -> list[Classification]:
+        """Each text's classification; earlier turns come from the cache of recent ones."""
+        known = {text: self._turns.get((live.version, text)) for text in texts}
+        missing = [text for text, found in known.items() if found is None]
+        if missing:
+            # Off the event loop: the encoder releases the GIL, so other requests keep streaming meanwhile.
+            fresh = await asyncio.to_thread(lambda: [live.classifier.classify(text) for text in missing])
+            for text, classification in zip(missing, fresh, strict=True):
+                known[text] = classification
+                self._turns[(live.version, text)] = classification
+            while len(self._turns) > CACHED_TURNS:
+                self._turns.popitem(last=False)
+        return [known[text] for text in texts]  # type: ignore[misc]
 
     def training_set(self, submitted: list[Example], *, replace: bool) -> list[Example]:
         """The live router's examples (unless replaced), the submitted ones, and registered adapters' own."""
@@ -187,12 +271,12 @@ class RouterManager:
             self.training.progress = fraction
 
         started = time.perf_counter()
+        current = self._live
         classifier = await asyncio.to_thread(
             IntentClassifier.train,
             examples,
-            seed=options.seed,
-            num_iterations=options.num_iterations,
-            body_layers=options.body_layers,
+            config=options.classifier,
+            warm_start=current.classifier if current else None,
             on_progress=progress,
         )
         # Adapters may have come or gone while it trained.

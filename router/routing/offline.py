@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from classifier import EvalReport, IntentClassifier, check_training_set, load_examples
+from router.routing.manager import TrainingOptions
 from router.routing.policy import PolicyConfig
 from router.routing.store import RouterStore
 from router.settings import Settings
@@ -21,17 +22,10 @@ def train_router(
     activate: bool = True,
     on_progress: Callable[[float], None] | None = None,
 ) -> tuple[str, IntentClassifier]:
+    options = TrainingOptions.from_settings(settings)
     examples = load_examples(examples_path)
-    check_training_set(
-        examples, max_examples=settings.router_max_examples, max_text_chars=settings.router_max_text_chars
-    )
-    classifier = IntentClassifier.train(
-        examples,
-        seed=settings.seed,
-        num_iterations=settings.router_train_iterations,
-        body_layers=settings.router_body_layers or None,
-        on_progress=on_progress,
-    )
+    check_training_set(examples, max_examples=options.max_examples, max_text_chars=options.max_text_chars)
+    classifier = IntentClassifier.train(examples, config=options.classifier, on_progress=on_progress)
     store = RouterStore.for_settings(settings)
     version = store.save(classifier, examples)
     if activate:

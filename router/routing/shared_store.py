@@ -61,6 +61,13 @@ class PostgresRouterStore:
             shutil.rmtree(self.folder(version), ignore_errors=True)
             raise
 
+    def examples(self, version: str) -> list[Example]:
+        if not VERSION.fullmatch(version):
+            raise ArtifactError(f"{version!r} is not a router version (a sha256 content hash)")
+        if not self.folder(version).is_dir():
+            self._download(version)
+        return self._local.examples(version)
+
     def save(self, classifier: IntentClassifier, examples: list[Example]) -> str:
         """Write the version to the cache and upload it (idempotent: the same content is the same row)."""
         version = self._local.save(classifier, examples)

@@ -35,6 +35,10 @@ class RouterVersionStore(Protocol):
 
     def load(self, version: str) -> tuple[IntentClassifier, list[Example]]: ...
 
+    def examples(self, version: str) -> list[Example]:
+        """A version's training examples alone (to retrain it when its classifier is refused)."""
+        ...
+
     def save(self, classifier: IntentClassifier, examples: list[Example]) -> str: ...
 
     def activate(self, version: str) -> None: ...
@@ -82,7 +86,10 @@ class RouterStore:
             from classifier import ArtifactError
 
             raise ArtifactError(f"router {version} holds a classifier with hash {classifier.content_hash}")
-        return classifier, load_examples(folder / EXAMPLES_FILE)
+        return classifier, self.examples(version)
+
+    def examples(self, version: str) -> list[Example]:
+        return load_examples(self.folder(version) / EXAMPLES_FILE)
 
     def save(self, classifier: IntentClassifier, examples: list[Example]) -> str:
         """Write a version (idempotent: the same content is the same folder) and return its id."""

@@ -1,18 +1,27 @@
-"""The routing policy is pure: scores and registered adapters in, a decision with its reason out."""
+"""The routing policy is pure: scores (and similarity) and registered adapters in, a decision with its reason
+out; sub-intents add up to their adapter, and a conversation's turns hold the previous turn's adapter."""
 
 from __future__ import annotations
 
 import pytest
 
-from router.routing.policy import Decision, FallbackReason, PolicyConfig, decide, unmapped_labels
+from router.routing.policy import (
+    Decision,
+    FallbackReason,
+    PolicyConfig,
+    Turn,
+    decide,
+    decide_conversation,
+    unmapped_labels,
+)
 
 BASE = "base-model"
 CONFIG = PolicyConfig(threshold=0.5, min_margin=0.1, fallback=BASE, base_model=BASE, route_map={"chat": BASE})
 ADAPTERS = {"sql", "math"}
 
 
-def scores(**values: float) -> dict[str, float]:
-    return values
+def scores(**values: float) -> Turn:
+    return Turn(values)
 
 
 def test_confident_label_goes_to_its_adapter() -> None:
@@ -23,6 +32,7 @@ def test_confident_label_goes_to_its_adapter() -> None:
     assert decision.confidence == pytest.approx(0.8)
     assert decision.margin == pytest.approx(0.7)
     assert decision.scores == {"sql": 0.8, "math": 0.1, "chat": 0.1}
+    assert decision.target_scores == {"sql": 0.8, "math": 0.1, BASE: 0.1}
 
 
 def test_label_mapped_to_base_model_is_not_a_fallback() -> None:
@@ -33,6 +43,7 @@ def test_label_mapped_to_base_model_is_not_a_fallback() -> None:
         confidence=0.8,
         margin=pytest.approx(0.7),
         scores={"sql": 0.1, "math": 0.1, "chat": 0.8},
+        target_scores={"sql": 0.1, "math": 0.1, BASE: 0.8},
     )
 
 
@@ -44,12 +55,13 @@ def test_label_mapped_to_base_model_is_not_a_fallback() -> None:
         (scores(extract=0.9, sql=0.05, chat=0.05), FallbackReason.NO_ADAPTER),
     ],
 )
-def test_unsure_or_unserved_decisions_fall_back_and_say_why(values: dict[str, float], reason: str) -> None:
+def test_unsure_or_unserved_decisions_fall_back_and_say_why(values: Turn, reason: str) -> None:
     decision = decide(values, CONFIG, ADAPTERS)
     assert decision.model == BASE
     assert decision.fallback_reason == reason
     assert decision.detail
-    assert decision.label == max(values, key=values.get)  # the explanation keeps what the router thought
+    # the explanation keeps what the router thought
+    assert decision.label == max(values.scores, key=values.scores.__getitem__)
 
 
 def test_threshold_is_inclusive_and_margin_boundary() -> None:
@@ -71,10 +83,71 @@ def test_single_label_router_has_full_margin() -> None:
 
 
 def test_no_scores_is_a_no_router_fallback() -> None:
-    assert decide({}, CONFIG, ADAPTERS).fallback_reason == FallbackReason.NO_ROUTER
+    assert decide(Turn({}), CONFIG, ADAPTERS).fallback_reason == FallbackReason.NO_ROUTER
 
 
 def test_unmapped_labels_are_those_reaching_neither_an_adapter_nor_the_base() -> None:
     assert unmapped_labels(["sql", "chat", "extract", "math"], CONFIG, ADAPTERS) == ["extract"]
     remapped = PolicyConfig(0.5, 0.1, BASE, BASE, route_map={"chat": BASE, "extract": "sql"})
     assert unmapped_labels(["sql", "chat", "extract"], remapped, ADAPTERS) == []
+
+
+def test_sub_intents_add_up_to_their_adapter() -> None:
+    # No single label reaches the threshold; the adapter their scores add up to does.
+    turn = scores(**{"sql/joins": 0.35, "sql/counts": 0.3, "math": 0.2, "chat": 0.15})
+    decision = decide(turn, CONFIG, ADAPTERS)
+    assert (decision.model, decision.label) == ("sql", "sql/joins")
+    assert decision.confidence == pytest.approx(0.65)
+    assert decision.target_scores == pytest.approx({"sql": 0.65, "math": 0.2, BASE: 0.15})
+    assert decision.margin == pytest.approx(0.45)
+
+
+def test_route_map_may_name_a_group_or_one_sub_intent() -> None:
+    config = PolicyConfig(0.5, 0.1, BASE, BASE, route_map={"sql": "math", "sql/chatty": BASE})
+    assert [config.target_of(x) for x in ("sql/joins", "sql/chatty", "sql", "extract/x")] == [
+        "math",
+        BASE,
+        "math",
+        "extract",
+    ]
+    assert unmapped_labels(["sql/joins", "extract/x", "none", "none/weather"], config, ADAPTERS) == [
+        "extract/x"
+    ]
+
+
+def test_out_of_scope_by_similarity_or_by_none_examples() -> None:
+    confident = Turn({"sql": 0.9, "math": 0.05, "chat": 0.05}, similarity=0.3)
+    far = decide(confident, CONFIG, ADAPTERS, oos_threshold=0.4)
+    assert (far.model, far.fallback_reason) == (BASE, FallbackReason.OUT_OF_SCOPE)
+    assert "0.30" in far.detail and far.similarity == 0.3
+    near = decide(Turn(confident.scores, similarity=0.4), CONFIG, ADAPTERS, oos_threshold=0.4)
+    assert near.model == "sql"  # the threshold itself is in scope
+    off = PolicyConfig(0.5, 0.1, BASE, BASE, route_map={"chat": BASE}, out_of_scope=False)
+    assert decide(confident, off, ADAPTERS, oos_threshold=0.4).model == "sql"
+    taught = decide(scores(none=0.7, sql=0.2, chat=0.1), CONFIG, ADAPTERS)
+    assert (taught.model, taught.label, taught.fallback_reason) == (BASE, "none", FallbackReason.OUT_OF_SCOPE)
+
+
+STICKY = PolicyConfig(0.5, 0.1, BASE, BASE, route_map={"chat": BASE}, sticky_margin=0.3)
+
+
+def test_a_turn_keeps_the_previous_adapter_unless_it_beats_it_by_the_margin() -> None:
+    clear_sql = scores(sql=0.9, math=0.05, chat=0.05)
+    vague = scores(math=0.45, sql=0.3, chat=0.25)  # would fall back on its own
+    clear_math = scores(math=0.9, sql=0.05, chat=0.05)
+    held = decide_conversation([clear_sql, vague], STICKY, ADAPTERS)
+    assert (held.model, held.sticky, held.label) == ("sql", True, "math")
+    assert decide(vague, STICKY, ADAPTERS).fallback_reason == FallbackReason.LOW_CONFIDENCE
+    switched = decide_conversation([clear_sql, vague, clear_math], STICKY, ADAPTERS)
+    assert (switched.model, switched.sticky) == ("math", False)
+    # Three turns: the middle one held sql, so the third is judged against sql too.
+    assert decide_conversation([clear_sql, vague, vague], STICKY, ADAPTERS).model == "sql"
+
+
+def test_stickiness_needs_the_previous_adapter_to_still_be_there_and_can_be_off() -> None:
+    clear_extract = scores(extract=0.9, sql=0.05, chat=0.05)
+    vague = scores(math=0.4, extract=0.35, sql=0.15, chat=0.1)
+    assert decide_conversation([clear_extract, vague], STICKY, ADAPTERS | {"extract"}).model == "extract"
+    gone = decide(vague, STICKY, ADAPTERS, previous="extract")
+    assert (gone.model, gone.sticky) == (BASE, False)
+    assert decide_conversation([scores(sql=0.9, math=0.1), vague], CONFIG, ADAPTERS).sticky is False
