@@ -122,8 +122,17 @@ class RoutingInfo(BaseModel):
     """What answered: an adapter name or the base model's name."""
     adapter: str | None = None
     label: str | None = None
+    """The most probable label of the top adapter: the winning sub-intent (e.g. ``billing/refund``)."""
     confidence: float | None = None
+    """The top adapter's probability, its labels' probabilities summed."""
     scores: dict[str, float] | None = None
+    """Probability per label."""
+    adapter_scores: dict[str, float] | None = None
+    """Summed probability per model the labels map to (adapters, and the base model for e.g. `chat`)."""
+    similarity: float | None = None
+    """Cosine similarity to the nearest in-scope training example (low: out of scope)."""
+    sticky: bool | None = None
+    """The conversation's previous adapter answered: this turn did not beat it by the sticky margin."""
     fallback_reason: str | None = None
     detail: str | None = None
     latency_ms: float | None = None
@@ -187,7 +196,17 @@ class RouterInfo(BaseModel):
     """Where each label goes: an adapter name or the base model."""
     fallback: str
     threshold: float
+    """Calibrated probability of the top adapter below which `auto` falls back."""
     min_margin: float
+    out_of_scope: bool
+    """Whether messages unlike every in-scope example fall back (`fallback_reason: out_of_scope`)."""
+    oos_threshold: float | None
+    """The live router's similarity threshold for that, set at training (ROUTER_OOS_QUANTILE)."""
+    oos_quantile: float
+    sticky_margin: float
+    sticky_turns: int
+    calibration_temperature: float | None
+    """Temperature the live router's probabilities are calibrated with (fit by cross-validation)."""
     num_examples: int
     activated_at: int | None
     training: bool

@@ -45,6 +45,12 @@ class RoutingServing:
             fallback=config.fallback,
             threshold=config.threshold,
             min_margin=config.min_margin,
+            out_of_scope=config.out_of_scope,
+            oos_threshold=live.classifier.oos_threshold if live else None,
+            oos_quantile=self._router.training_options.classifier.oos_quantile,
+            sticky_margin=config.sticky_margin,
+            sticky_turns=self._router.sticky_turns,
+            calibration_temperature=live.classifier.head.calibration if live else None,
             num_examples=len(live.examples) if live else 0,
             activated_at=int(live.activated_at) if live else None,
             training=training.running,
@@ -59,9 +65,11 @@ class RoutingServing:
 
     async def train(self, request: RouterTrainRequest) -> RouterInfo:
         submitted = [Example(text=e.text, label=e.label) for e in request.examples]
-        # Utterances registered with an adapter belong to the label named like the adapter.
+        # Utterances registered with an adapter belong to its name's label, or to its sub-intents' labels.
         from_adapters = [
-            Example(text=t, label=spec.name) for spec in self._registry.list() for t in spec.examples
+            Example(text=text, label=label)
+            for spec in self._registry.list()
+            for label, text in spec.labelled_examples()
         ]
         examples = self._router.training_set([*submitted, *from_adapters], replace=request.mode == "replace")
         await self._router.train(examples)

@@ -35,6 +35,7 @@ class Target:
                 if routing.confidence is not None
                 else "none",
                 "x-router-fallback": routing.fallback_reason or "none",
+                "x-router-sticky": "true" if routing.sticky else "false",
                 "x-router-latency-ms": f"{routing.latency_ms or 0.0:.2f}",
                 "x-router-version": routing.router_version or "none",
             }
@@ -84,6 +85,9 @@ class ModelResolver:
             label=decision.label,
             confidence=decision.confidence,
             scores=dict(decision.scores) or None,
+            adapter_scores=dict(decision.target_scores) or None,
+            similarity=decision.similarity,
+            sticky=decision.sticky or None,
             fallback_reason=reason,
             detail=detail,
             latency_ms=round(routed.latency_ms, 3),

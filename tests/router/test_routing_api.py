@@ -18,6 +18,9 @@ from router.settings import DEFAULT_BASE_MODEL
 BASE = DEFAULT_BASE_MODEL
 SQL = "How many orders did each customer place last month? Give me the query."
 SMALL_TALK = "Hi! How are you doing today?"
+MATH = "What is 17 times 23?"
+OFF_TOPIC = "Who won the football world cup in 1998?"
+FOLLOW_UP = "can you make it shorter?"
 LABELS = {"sql", "math", "extract", "chat"}
 
 
@@ -104,6 +107,50 @@ def test_router_info_names_labels_and_where_they_go(http: httpx.Client) -> None:
     examples = http.get("/v1/router/examples").json()
     assert examples["version"] == info["version"]
     assert {e["label"] for e in examples["data"]} == LABELS
+
+
+def test_router_info_shows_the_decision_rule(http: httpx.Client) -> None:
+    info = http.get("/v1/router").json()
+    assert info["out_of_scope"] is True and 0 < info["oos_threshold"] < 1
+    assert (info["threshold"], info["min_margin"]) == (0.4, 0.1)
+    assert info["sticky_margin"] > 0 and info["sticky_turns"] >= 3
+    assert info["calibration_temperature"] > 0
+
+
+def test_out_of_scope_message_falls_back_to_the_base_model(http: httpx.Client, client: openai.OpenAI) -> None:
+    decision = http.post("/v1/route", json={"text": OFF_TOPIC}).json()
+    assert decision["fallback_reason"] == "out_of_scope", decision
+    assert decision["model"] == BASE and decision["adapter"] is None
+    assert decision["similarity"] < http.get("/v1/router").json()["oos_threshold"]
+    raw = ask(client, OFF_TOPIC)
+    assert raw.headers["x-router-fallback"] == "out_of_scope" and raw.parse().model == BASE
+
+
+def conversation(*user_turns: str) -> list[dict[str, str]]:
+    messages = []
+    for text in user_turns:
+        messages += [{"role": "user", "content": text}, {"role": "assistant", "content": "Done."}]
+    return messages[:-1]
+
+
+def test_a_conversation_keeps_its_expert_for_a_vague_follow_up(http: httpx.Client) -> None:
+    alone = http.post("/v1/route", json={"text": FOLLOW_UP}).json()
+    assert alone["adapter"] != "sql"  # on its own the follow-up is nobody's
+    held = http.post("/v1/route", json={"messages": conversation(SQL, "and only for last month?", FOLLOW_UP)})
+    decision = held.json()
+    assert (decision["adapter"], decision["sticky"]) == ("sql", True), decision
+    assert "kept 'sql'" in decision["detail"]
+
+
+def test_a_conversation_switches_when_a_turn_is_clearly_another_experts(
+    http: httpx.Client, client: openai.OpenAI
+) -> None:
+    decision = http.post("/v1/route", json={"messages": conversation(SQL, FOLLOW_UP, MATH)}).json()
+    assert (decision["adapter"], decision["sticky"]) == ("math", None), decision
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=conversation(SQL, FOLLOW_UP), temperature=0, max_tokens=2
+    )
+    assert raw.headers["x-router-sticky"] == "true" and raw.parse().model == "sql"
 
 
 @pytest.mark.parametrize(
@@ -245,3 +292,53 @@ def test_second_concurrent_training_gets_409(http: httpx.Client, service: Servic
     assert second.json()["error"]["code"] == "router_training_in_progress"
     assert outcome["first"].status_code == 200
     assert outcome["first"].json()["labels"] == before["labels"]
+
+
+def test_sub_intents_of_an_adapter_add_up_and_the_winner_is_named(
+    http: httpx.Client, service_data_dir: Path
+) -> None:
+    """An adapter registered with examples under sub-intents is routed to by either, through a retrain."""
+    shutil.copytree(
+        service_data_dir / "adapters" / "delta", service_data_dir / "adapters" / "billing", dirs_exist_ok=True
+    )
+    before = http.get("/v1/router/examples").json()["data"]
+    examples = {
+        "refund": [
+            "I want my money back for this order",
+            "please refund the jacket I returned",
+            "how long does a refund take to arrive?",
+            "the refund for my cancelled order never came",
+        ],
+        "card-lost": [
+            "I lost my credit card, please block it",
+            "my card was stolen yesterday",
+            "someone took my wallet with my bank card in it",
+            "freeze my card, I can't find it",
+        ],
+    }
+    created = http.post("/v1/adapters", json={"name": "billing", "path": "billing", "examples": examples})
+    assert created.status_code == 201, created.text
+    assert created.json()["examples"] == examples
+    try:
+        trained = http.post("/v1/router/train", json={}, timeout=300)
+        assert trained.status_code == 200, trained.text
+        info = trained.json()
+        assert {"billing/refund", "billing/card-lost"} <= set(info["labels"])
+        assert info["route_map"]["billing/refund"] == info["route_map"]["billing/card-lost"] == "billing"
+        decision = http.post(
+            "/v1/route", json={"text": "I never got my money back for the returned shoes"}
+        ).json()
+        assert (decision["adapter"], decision["label"]) == ("billing", "billing/refund"), decision
+        scores, sums = decision["scores"], decision["adapter_scores"]
+        assert sums["billing"] == pytest.approx(
+            scores["billing/refund"] + scores["billing/card-lost"], abs=1e-6
+        )
+        assert decision["confidence"] == pytest.approx(sums["billing"], abs=1e-6)
+        lost = http.post("/v1/route", json={"text": "my debit card is missing, can you cancel it?"}).json()
+        assert (lost["adapter"], lost["label"]) == ("billing", "billing/card-lost"), lost
+    finally:
+        # The next tests expect the router without billing: unregister it and train on the examples before.
+        assert http.delete("/v1/adapters/billing").status_code == 200
+        restored = http.post("/v1/router/train", json={"mode": "replace", "examples": before}, timeout=300)
+        assert restored.status_code == 200, restored.text
+        assert not any(label.startswith("billing") for label in restored.json()["labels"])

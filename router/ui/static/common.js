@@ -99,6 +99,7 @@ export function scoreBars(scores, chosen) {
 export function routingPill(routing) {
   if (routing.mode === "pinned") return el("span", { class: "pill", "data-testid": "outcome" }, "pinned");
   if (routing.mode === "base") return el("span", { class: "pill base", "data-testid": "outcome" }, "base");
+  if (routing.sticky) return el("span", { class: "pill", "data-testid": "outcome" }, "sticky");
   if (routing.fallback_reason)
     return el("span", { class: "pill fallback", "data-testid": "outcome" }, `fallback: ${routing.fallback_reason}`);
   return el("span", { class: "pill", "data-testid": "outcome" }, "routed");
@@ -142,4 +143,13 @@ export function topBar(active) {
   };
   poll();
   setInterval(poll, 5000);
+}
+
+// Where sub-intents add up to their adapter ("billing/refund" → billing), the sums, best first.
+export function adapterScores(routing) {
+  const labels = Object.keys(routing.scores || {});
+  if (!routing.adapter_scores || !labels.some((label) => label.includes("/"))) return null;
+  const sums = Object.entries(routing.adapter_scores).sort((a, b) => b[1] - a[1])
+    .map(([model, score]) => `${model} ${score.toFixed(2)}`).join(", ");
+  return el("div", { class: "muted", "data-testid": "adapter-scores" }, `adapters: ${sums} · sub-intent ${routing.label}`);
 }

@@ -1,6 +1,6 @@
 // The operator page: adapters (list, register from the adapter root, unregister), the router's examples
 // (view, edit, retrain with progress), routing tried out, and the evaluation before and after a retrain.
-import { api, el, routingPill, scoreBars, topBar } from "/ui/static/common.js";
+import { api, el, routingPill, scoreBars, adapterScores, topBar } from "/ui/static/common.js";
 
 const $ = (id) => document.querySelector(`[data-testid=${id}]`);
 let examples = []; // the working copy of the router's training examples: [{text, label}]
@@ -54,21 +54,33 @@ async function unregister(name) {
   }
 }
 
+// One example per line; "[refund] I want my money back" puts it under the sub-intent "refund" (label
+// "<adapter>/refund"). Either every line names a sub-intent or none does.
+function adapterExamples(text) {
+  const lines = text.split("\n").map((s) => s.trim()).filter(Boolean);
+  const tagged = lines.map((line) => line.match(/^\[([^\]]+)\]\s*(.+)$/));
+  if (!tagged.some(Boolean)) return lines;
+  if (!tagged.every(Boolean)) throw new Error("either every example line starts with [sub-intent] or none does");
+  const examples = {};
+  for (const [, sub, utterance] of tagged) (examples[sub.trim()] ||= []).push(utterance);
+  return examples;
+}
+
 async function register(event) {
   event.preventDefault();
   const form = event.target;
   const status = $("register-status");
-  const body = {
-    name: form.elements.name.value.trim(),
-    path: form.elements.path.value,
-    description: form.elements.description.value.trim(),
-    examples: form.elements.examples.value.split("\n").map((s) => s.trim()).filter(Boolean),
-  };
-  const system = form.elements.system_prompt.value.trim();
-  if (system) body.defaults = { system_prompt: system };
   status.className = "muted";
   status.textContent = "registering…";
   try {
+    const body = {
+      name: form.elements.name.value.trim(),
+      path: form.elements.path.value,
+      description: form.elements.description.value.trim(),
+      examples: adapterExamples(form.elements.examples.value),
+    };
+    const system = form.elements.system_prompt.value.trim();
+    if (system) body.defaults = { system_prompt: system };
     const adapter = await api("/v1/adapters", { method: "POST", body });
     status.textContent = `registered ${adapter.name} (id ${adapter.id}); retrain the router to route to it`;
     form.reset();
@@ -243,6 +255,7 @@ async function tryRouting(event) {
       el("div", { class: "row" }, el("strong", { "data-testid": "try-model" }, routing.model), routingPill(routing),
         routing.confidence != null ? el("span", { class: "muted" }, `confidence ${routing.confidence.toFixed(2)}`) : null),
       routing.scores ? scoreBars(routing.scores, routing.label) : null,
+      adapterScores(routing),
     );
   } catch (error) {
     out.replaceChildren(el("span", { class: "error" }, error.message));

@@ -1,6 +1,6 @@
 // The playground: chat with streaming, a model selector (auto / an adapter / the base model), and for every
 // answer which model answered, why (per-label score bars, fallback reason) and how fast.
-import { api, ApiError, el, events, headers, raise, routingPill, scoreBars, topBar } from "/ui/static/common.js";
+import { api, ApiError, el, events, headers, raise, routingPill, scoreBars, adapterScores, topBar } from "/ui/static/common.js";
 
 const HISTORY = "lora-router.playground.history"; // sessionStorage: one conversation per browser tab
 const transcript = document.querySelector("[data-testid=transcript]");
@@ -31,11 +31,14 @@ function renderMeta(node, routing) {
   const answeredBy = el("strong", { "data-testid": "answered-by" }, routing.model);
   const meta = el("div", { class: "meta" }, answeredBy, routingPill(routing));
   if (routing.mode === "auto" && routing.confidence != null)
-    meta.append(el("span", { class: "muted" }, `label ${routing.label} · confidence ${routing.confidence.toFixed(2)}`));
+    meta.append(el("span", { class: "muted" }, `label ${routing.label} · confidence ${routing.confidence.toFixed(2)}` +
+      (routing.similarity != null ? ` · similarity ${routing.similarity.toFixed(2)}` : "")));
   if (routing.latency_ms != null) meta.append(el("span", { class: "muted" }, `routed in ${routing.latency_ms.toFixed(1)} ms`));
   node.append(meta);
   if (routing.detail) node.append(el("div", { class: "sysprompt", "data-testid": "fallback-detail" }, routing.detail));
   if (routing.scores) node.append(scoreBars(routing.scores, routing.label));
+  const sums = adapterScores(routing);
+  if (sums) node.append(sums);
   const prompt = cards.get(routing.model)?.system_prompt;
   if (prompt) node.append(el("div", { class: "sysprompt" }, `system prompt: ${prompt}`));
 }
