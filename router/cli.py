@@ -12,6 +12,9 @@ app = typer.Typer(
 )
 
 
+# The public routing benchmark, beside a checkout (see `bench routing-quality`).
+DEFAULT_CLINC150 = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150"
+
 # Commands that call a running service send this key (an admin key where they register or train).
 ApiKey = Annotated[
     str | None,
@@ -34,7 +37,7 @@ def _progress():  # -> rich.progress.Progress
 def _train_router_with_progress(settings, examples: Path) -> str:  # noqa: ANN001
     from router.routing.offline import train_router
 
-    _quiet_router_training()
+    _quiet_router_training(settings.router_finetune == "setfit")
     with _progress() as progress:
         task = progress.add_task(f"router: training on {examples.name}", total=1.0)
         version, classifier = train_router(
@@ -104,14 +107,16 @@ def _quiet_transformers() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def _quiet_router_training() -> None:
-    # Besides transformers: datasets draws a bar per mapping, and importing setfit's trainer turns its log
+def _quiet_router_training(finetune: bool) -> None:
+    _quiet_transformers()
+    if not finetune:
+        return
+    # Fine-tuning with SetFit: datasets draws a bar per mapping, and importing setfit's trainer turns its log
     # level up to INFO (a banner per run); import it first so the level set here is the one that stays.
     import datasets
     import setfit.trainer  # noqa: F401
     from setfit import logging as setfit_logging
 
-    _quiet_transformers()
     datasets.disable_progress_bars()
     setfit_logging.set_verbosity_warning()
 
@@ -650,6 +655,84 @@ def bench_router(
     if out:
         write_json(out, result)
         typer.echo(f"wrote {out}")
+
+
+@bench_app.command("routing-quality")
+def bench_routing_quality(
+    data: Annotated[
+        Path,
+        typer.Option(help="CLINC150 folder with train.jsonl and val.jsonl.", exists=True, file_okay=False),
+    ] = DEFAULT_CLINC150,
+    shots: Annotated[str, typer.Option(help="Examples per domain, comma-separated.")] = "8,16",
+    sub_intent_shots: Annotated[
+        int, typer.Option(help="Examples per intent, labelled by intent (0: skip).")
+    ] = 2,
+    none: Annotated[
+        int, typer.Option(help="Also runs with this many 'none of these' examples (0: skip).")
+    ] = 16,
+    random: Annotated[bool, typer.Option(help="Also draw each domain's examples at random.")] = True,
+    seeds: Annotated[int, typer.Option(help="Training sets drawn per setup.", min=1)] = 5,
+    out: Annotated[Path | None, typer.Option(help="Folder for the JSON result and the PNG curve.")] = None,
+) -> None:
+    """How well routers trained by the service's code route CLINC150's validation split (10 domains as
+    adapters): in-scope accuracy, training seconds, and out-of-scope recall against in-scope fallbacks."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from router.bench.routing_quality import Draw, run_benchmark, save_curve_png
+    from router.bench.stats import environment, write_json
+    from router.routing.manager import TrainingOptions
+    from router.routing.policy import PolicyConfig
+
+    settings = _settings()
+    _quiet_router_training(settings.router_finetune == "setfit")
+    # The domains stand for adapters; nothing is mapped to the base model but what falls back.
+    policy = PolicyConfig.from_settings(settings.model_copy(update={"route_map": {}}))
+    ks = [int(k) for k in shots.split(",") if k.strip()]
+    setups: list[tuple[Draw, int, int]] = [("varied", k, 0) for k in ks]
+    setups += [("random", k, 0) for k in ks if random]
+    if sub_intent_shots:
+        setups.append(("sub-intents", sub_intent_shots, 0))
+    if none:
+        setups += [("varied", max(ks), none)] + (
+            [("sub-intents", sub_intent_shots, none)] if sub_intent_shots else []
+        )
+    with _progress() as progress:
+        task = progress.add_task("routing quality", total=len(setups) * seeds)
+
+        def step(label: str) -> None:
+            progress.update(task, description=f"routing quality: {label}")
+            progress.advance(task)
+
+        result = run_benchmark(
+            data, TrainingOptions.from_settings(settings).classifier, policy, setups, seeds, step
+        )
+    result["environment"] = environment()
+    table = Table(title=f"CLINC150 validation, 10 domains as adapters, {seeds} seeds (mean ± sd)")
+    for column in (
+        "training set",
+        "examples",
+        "accuracy",
+        "routed",
+        "in-scope fallback",
+        "oos caught",
+        "train s",
+    ):
+        table.add_column(column)
+    for row in result["rows"]:
+        name = f"{row['draw']} k={row['k']}" + (
+            f" + {row['none_examples']} none" if row["none_examples"] else ""
+        )
+        cells = [
+            row[key]
+            for key in ("accuracy", "routed_accuracy", "fallback_rate", "oos_recall", "train_seconds")
+        ]
+        table.add_row(name, str(row["examples"]), *(f"{c['mean']:.3f} ± {c['sd']:.3f}" for c in cells))
+    Console().print(table)
+    if out:
+        write_json(out / "routing-quality.json", result)
+        save_curve_png(result, out / "routing-quality.png")
+        typer.echo(f"wrote {out / 'routing-quality.json'} and {out / 'routing-quality.png'}")
 
 
 def _serve_bench(
