@@ -119,6 +119,27 @@ def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServicePro
 
 
 @pytest.fixture(scope="session")
+def open_service(
+    tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path, default_router_dir: Path
+) -> Iterator[ServiceProcess]:
+    """A second real service, set up as `make serve` sets one up: no API keys, the admin endpoints open to
+    loopback clients, the shipped experts and default router. The checks of that setup (the README's
+    examples, clients sending placeholder keys) all share this one."""
+    data = tmp_path_factory.mktemp("open-service-data")
+    shutil.copytree(default_router_dir, data / "routers")
+    env = {
+        "LORA_ROUTER_DATA_DIR": str(data),
+        "LORA_ROUTER_BASE_MODEL_PATH": str(base_model_dir),
+        "LORA_ROUTER_KV_CACHE_GIB": "1",
+        "LORA_ROUTER_API_KEYS": "{}",  # whatever the caller's shell says
+        "LORA_ROUTER_ADMIN_LOCALHOST": "true",
+    }
+    proc = ServiceProcess(env, data / "service.log").start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
 def client(service: ServiceProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{service.url}/v1", api_key=USER_KEY, max_retries=0, timeout=120)
 
