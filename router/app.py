@@ -114,7 +114,7 @@ async def _follow_shared_router(router: RouterManager, every_s: float) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     registry = build_registry(settings)
-    renderer = PromptRenderer.from_model_dir(settings.resolved_base_model_path)
+    renderer = PromptRenderer.from_model_dir(settings.resolved_base_model_path, settings.chat_template)
     router = build_router(settings, registry)
     engine = build_engine(settings)
     await engine.start()

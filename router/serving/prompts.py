@@ -19,10 +19,14 @@ class PromptRenderer:
         self.tokenizer = tokenizer
 
     @classmethod
-    def from_model_dir(cls, path: Path) -> PromptRenderer:
+    def from_model_dir(cls, path: Path, chat_template: Path | None = None) -> PromptRenderer:
+        """The model's tokenizer; with ``chat_template`` (a Jinja file) in place of its own template."""
         from transformers import AutoTokenizer
 
-        return cls(AutoTokenizer.from_pretrained(str(path)))
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        if chat_template is not None:
+            tokenizer.chat_template = chat_template.read_text()
+        return cls(tokenizer)
 
     @staticmethod
     def with_defaults(

@@ -121,33 +121,3 @@ def test_penalties_logit_bias_and_top_k_change_what_is_generated(
     assert answers["repetition"].choices[0].message.content != text
     assert answers["frequency"].choices[0].message.content != text
     assert answers["top_k_1"].choices[0].message.content == text
-
-
-def test_tools_are_400_naming_tools_where_the_template_cannot_offer_them(http: httpx.Client) -> None:
-    # SmolLM2-135M-Instruct's chat template renders messages only: tools would never reach the model.
-    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
-    for choice in (
-        None,
-        "auto",
-        "required",
-        "none",
-        {"type": "function", "function": {"name": "get_weather"}},
-    ):
-        body = {**CHAT, "tools": [tool], **({"tool_choice": choice} if choice else {})}
-        error = assert_error(http.post("/v1/chat/completions", json=body), 400, "tools_not_supported")
-        assert error["param"] == "tools" and "tools" in error["message"]
-    tool_turns = [
-        *QUESTION,
-        {
-            "role": "assistant",
-            "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
-            ],
-        },
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-    ]
-    error = assert_error(http.post("/v1/chat/completions", json={**CHAT, "messages": tool_turns}), 400)
-    assert error["param"] == "messages.1"
-    assert_error(
-        http.post("/v1/chat/completions", json={**CHAT, "tool_choice": "auto"}), 400, param="tool_choice"
-    )
