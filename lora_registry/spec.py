@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lora_registry.errors import InvalidAdapterNameError
+from lora_registry.response_format import ResponseFormat
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # The router labels an adapter's sub-intents "<adapter>/<sub-intent>" (classifier.data.LABEL_PATTERN).
@@ -30,6 +31,8 @@ class GenerationDefaults(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
+    response_format: ResponseFormat | None = None
+    """The shape of this adapter's answers (e.g. a JSON schema), unless the request asks for another."""
 
 
 Utterance = Annotated[str, Field(min_length=1, max_length=MAX_EXAMPLE_CHARS)]

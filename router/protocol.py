@@ -1,24 +1,48 @@
-"""OpenAI wire format (the subset the service speaks) plus the routing explanation it adds.
+"""OpenAI wire format (what the service speaks of it) plus the routing explanation it adds.
 
-Requests ignore fields they do not know, like OpenAI's own server does for forward compatibility; every
-field they do know is range-checked here so bad values are refused before anything reaches the engine.
+Requests refuse what they do not know: a field OpenAI's API has but this service does not honour, or a
+field nobody defined, gets a `400` naming it rather than being dropped on the floor (REFUSED says why for
+OpenAI's own). Every field they do know is range-checked here, before anything reaches the engine.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from lora_registry import AdapterSpec
+from lora_registry.response_format import ResponseFormat
 
 MAX_STOPS = 4
+# vLLM's own cap (its default max_logprobs); OpenAI's is 20 for chat and 5 for completions.
+MAX_LOGPROBS = 20
+
+# OpenAI fields the service knows and does not honour, and why; a request may only leave them out or
+# send them null (see README, "OpenAI fields").
+REFUSED = {
+    "audio": "audio output is not supported: the models here write text",
+    "modalities": 'only ["text"] is supported: the models here write text',
+    "prediction": "predicted outputs are not supported",
+    "reasoning_effort": "the models here do not reason in a separate channel",
+    "verbosity": "the models here have no verbosity control",
+    "web_search_options": "web search is not supported",
+    "moderation": "moderation is not run here",
+    "functions": "`functions` is deprecated by OpenAI: send `tools`",
+    "function_call": "`function_call` is deprecated by OpenAI: send `tool_choice`",
+    "store": "completions are not stored: leave `store` out or send false",
+    "service_tier": 'there is one service tier: leave it out or send "auto" or "default"',
+    "echo": "echoing the prompt is not supported",
+    "suffix": "suffixes (insertion) are not supported",
+    "best_of": "best_of is not supported: send `n` and pick",
+}
 
 
 class _Request(BaseModel):
     # Strict: the JSON types the schema states, no coercion (a `false` seed or a `0` stream flag is refused).
-    model_config = ConfigDict(extra="ignore", strict=True)
+    # Forbid: an unknown field is refused by name, not ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TextPart(_Request):
@@ -26,13 +50,41 @@ class TextPart(_Request):
     text: str
 
 
+class ToolCallFunction(_Request):
+    name: str
+    arguments: str
+    """The arguments as a JSON text, as OpenAI sends them."""
+
+
+class ToolCall(_Request):
+    id: str
+    type: Literal["function"]
+    function: ToolCallFunction
+
+
 class ChatMessage(_Request):
-    role: Literal["system", "user", "assistant"]
-    content: str | list[TextPart]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    """Assistant turns: the tools it called."""
+    tool_call_id: str | None = None
+    """Tool turns: the call this answers."""
+
+    @model_validator(mode="after")
+    def _content_where_needed(self) -> ChatMessage:
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError("content is required (an assistant turn may leave it out only with tool_calls)")
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only assistant turns carry tool_calls")
+        if (self.tool_call_id is not None) != (self.role == "tool"):
+            raise ValueError("tool turns, and only they, carry tool_call_id")
+        return self
 
     @property
     def text(self) -> str:
+        if self.content is None:
+            return ""
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
@@ -40,6 +92,45 @@ class ChatMessage(_Request):
 
 class StreamOptions(_Request):
     include_usage: bool = False
+    include_obfuscation: bool | None = None
+    """Accepted and ignored: nothing pads the stream's chunks here."""
+
+
+class StructuredOutputs(_Request):
+    """vLLM's own constraint field (its server's ``structured_outputs``): exactly one of these."""
+
+    json_: dict[str, Any] | None = Field(default=None, alias="json")
+    regex: str | None = Field(default=None, min_length=1)
+    choice: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(default=None, min_length=1)
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StructuredOutputs:
+        if sum(v is not None for v in (self.json_, self.regex, self.choice)) != 1:
+            raise ValueError("send exactly one of json, regex or choice")
+        return self
+
+
+class FunctionDefinition(_Request):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDefinition(_Request):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(_Request):
+    name: str
+
+
+class NamedToolChoice(_Request):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 # What the stop validator enforces, in the OpenAPI schema too (so clients and fuzzers see the rule).
@@ -50,9 +141,13 @@ _STOP_SCHEMA = {
         {"type": "null"},
     ]
 }
+TokenId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}$")]
+Bias = Annotated[float, Field(ge=-100, le=100)]
 
 
 class _SamplingFields(_Request):
+    """What chat and text completions share."""
+
     model: str = Field(min_length=1, examples=["auto"])
     n: int = Field(default=1, ge=1)
     stop: str | list[str] | None = Field(default=None, json_schema_extra=_STOP_SCHEMA)
@@ -62,9 +157,24 @@ class _SamplingFields(_Request):
     seed: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logit_bias: dict[TokenId, Bias] | None = None
+    response_format: ResponseFormat | None = None
+    # Accepted and ignored: they describe the caller, not the answer.
     user: str | None = None
-    # vLLM's extension: generate exactly max_tokens (benchmarks, load tests).
+    metadata: dict[str, str] | None = None
+    # vLLM's extensions.
+    top_k: int | None = Field(default=None, ge=-1)
+    """0 or -1: no top-k cut."""
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    repetition_penalty: float | None = Field(default=None, gt=0.0, le=2.0)
+    structured_outputs: StructuredOutputs | None = None
     ignore_eos: bool = False
+    """Generate exactly max_tokens (benchmarks, load tests)."""
+    # Refused unless left out or null (or the one value that changes nothing): see REFUSED.
+    store: Literal[False] | None = None
+    service_tier: Literal["auto", "default"] | None = None
 
     @field_validator("stop")
     @classmethod
@@ -88,10 +198,35 @@ class _SamplingFields(_Request):
 class ChatCompletionRequest(_SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_LOGPROBS)
+    tools: list[ToolDefinition] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    # Accepted and ignored, like `user`: hints to OpenAI's caches and abuse checks.
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    prompt_cache_options: dict[str, Any] | None = None
+    safety_identifier: str | None = None
+    # Refused unless left out or null: see REFUSED.
+    modalities: list[Literal["text"]] | None = None
+    audio: None = None
+    prediction: None = None
+    reasoning_effort: None = None
+    verbosity: None = None
+    web_search_options: None = None
+    moderation: None = None
+    functions: None = None
+    function_call: None = None
 
     @property
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def logprobs_count(self) -> int | None:
+        """Most likely tokens to report per position; None: no logprobs."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class CompletionRequest(_SamplingFields):
@@ -100,6 +235,11 @@ class CompletionRequest(_SamplingFields):
             "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]
         }
     )
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_LOGPROBS)
+    # Refused unless left out, null or the value that changes nothing: see REFUSED.
+    echo: Literal[False] | None = None
+    suffix: None = None
+    best_of: Literal[1] | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -111,6 +251,10 @@ class CompletionRequest(_SamplingFields):
     @property
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else self.prompt
+
+    @property
+    def logprobs_count(self) -> int | None:
+        return self.logprobs
 
 
 class RoutingInfo(BaseModel):
@@ -255,16 +399,41 @@ class Usage(BaseModel):
     total_tokens: int = 0
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChatLogprobs(BaseModel):
+    content: list[TokenLogprob] | None
+    refusal: list[TokenLogprob] | None = None
+
+
+class CompletionLogprobs(BaseModel):
+    """The legacy completions shape: parallel lists, one entry per generated token."""
+
+    tokens: list[str] = Field(default_factory=list)
+    token_logprobs: list[float] = Field(default_factory=list)
+    top_logprobs: list[dict[str, float]] = Field(default_factory=list)
+    text_offset: list[int] = Field(default_factory=list)
+
+
 class ResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatChoice(BaseModel):
     index: int
     message: ResponseMessage
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletionResponse(BaseModel):
@@ -277,16 +446,29 @@ class ChatCompletionResponse(BaseModel):
     routing: RoutingInfo
 
 
+class DeltaFunction(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class DeltaToolCall(BaseModel):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunction
+
+
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 class ChatChunkChoice(BaseModel):
     index: int
     delta: DeltaMessage
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -303,7 +485,7 @@ class CompletionChoice(BaseModel):
     index: int
     text: str
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class CompletionResponse(BaseModel):

@@ -133,6 +133,18 @@ class Settings(BaseSettings):
         default=1024**3, ge=1, description="Largest adapter folder accepted for registration (bytes)."
     )
 
+    chat_template: Path | None = Field(
+        default=None,
+        description="Jinja chat template used instead of the base model's own, as `vllm serve "
+        "--chat-template` takes one (e.g. one that shows the model its tools).",
+    )
+    tool_parser: str | None = Field(
+        default=None,
+        description="vLLM tool-call parser (e.g. `hermes`) that reads tool calls back out of answers to "
+        "`tool_choice: auto`, for base models whose chat template offers tools. Unset: only forced tool "
+        "choices (`required`, a named function) work on such models.",
+    )
+
     # Access
     api_keys: dict[str, str] = Field(
         default_factory=dict,

@@ -27,6 +27,9 @@ from tests.service_config import ADMIN_KEY, API_KEYS_SETTING, ENGINE_HANG_S, MAX
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("LORA_ROUTER_TEST_CACHE", REPO / ".cache" / "tests"))
 
+# SmolLM2-135M-Instruct's template cannot show tools; the shared service uses this one, which can.
+TOOLS_TEMPLATE = REPO / "tests" / "router" / "tools_template.jinja"
+
 # Adapter folders the suite shares: name -> seed of its random weights.
 # The default experts (sql, math, extract) are the shipped, trained ones: the service installs them itself.
 SHARED_ADAPTERS = {"alpha": 1, "beta": 2, "gamma": 3, "delta": 4}
@@ -112,8 +115,33 @@ def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServicePro
         "LORA_ROUTER_ADMIN_LOCALHOST": "false",  # whatever the caller's shell says
         "LORA_ROUTER_MAX_ADMITTED": str(MAX_ADMITTED),
         "LORA_ROUTER_ENGINE_HANG_S": str(ENGINE_HANG_S),
+        # The model's own template plus a Hermes-style tools block, so tool calls round-trip here; it renders
+        # a conversation without tools exactly as the model's own does (tests/router/test_tools.py checks).
+        "LORA_ROUTER_CHAT_TEMPLATE": str(TOOLS_TEMPLATE),
+        "LORA_ROUTER_TOOL_PARSER": "hermes",
     }
     proc = ServiceProcess(env, service_data_dir / "service.log").start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def open_service(
+    tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path, default_router_dir: Path
+) -> Iterator[ServiceProcess]:
+    """A second real service, set up as `make serve` sets one up: no API keys, the admin endpoints open to
+    loopback clients, the shipped experts and default router. The checks of that setup (the README's
+    examples, clients sending placeholder keys) all share this one."""
+    data = tmp_path_factory.mktemp("open-service-data")
+    shutil.copytree(default_router_dir, data / "routers")
+    env = {
+        "LORA_ROUTER_DATA_DIR": str(data),
+        "LORA_ROUTER_BASE_MODEL_PATH": str(base_model_dir),
+        "LORA_ROUTER_KV_CACHE_GIB": "1",
+        "LORA_ROUTER_API_KEYS": "{}",  # whatever the caller's shell says
+        "LORA_ROUTER_ADMIN_LOCALHOST": "true",
+    }
+    proc = ServiceProcess(env, data / "service.log").start()
     yield proc
     proc.stop()
 

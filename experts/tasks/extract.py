@@ -20,6 +20,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "contact": ("kind", "name", "email", "phone", "company"),
 }
 KINDS = list(FIELDS)
+# Counts are numbers; every other field is text as the sentence writes it.
+_NUMBER_FIELDS = {"party_size", "quantity"}
 
 _FIRST = [
     "Anna",
@@ -424,6 +426,28 @@ def _normalise(value: Any) -> Any:
         except ValueError:
             return text
     return value
+
+
+def json_schema() -> dict[str, Any]:
+    """The answers' shape as a JSON schema: one object per kind, its fields in the trained order, every one
+    present and null where the sentence does not say (what the served `extract` expert is held to)."""
+
+    def field(name: str, kind: str) -> dict[str, Any]:
+        if name == "kind":
+            return {"const": kind}
+        return {"type": ["integer" if name in _NUMBER_FIELDS else "string", "null"]}
+
+    return {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {name: field(name, kind) for name in names},
+                "required": list(names),
+                "additionalProperties": False,
+            }
+            for kind, names in FIELDS.items()
+        ]
+    }
 
 
 class ExtractTask:

@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 from router.engine.base import AdapterRef, Engine, EngineError, GenerationStep, ManagedEngine, SamplingOptions
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from router.engine.tool_parser import ToolCallParser
     from router.settings import Settings
 
 __all__ = [
@@ -17,6 +20,7 @@ __all__ = [
     "ManagedEngine",
     "SamplingOptions",
     "build_engine",
+    "build_tool_parser",
 ]
 
 
@@ -35,3 +39,12 @@ def build_engine(settings: Settings) -> ManagedEngine:
         max_model_len=settings.max_model_len,
         hang_s=settings.engine_hang_s,
     )
+
+
+def build_tool_parser(settings: Settings, tokenizer: PreTrainedTokenizerBase) -> ToolCallParser | None:
+    """vLLM's tool-call parser the settings name, if any (it needs vLLM beside the router)."""
+    if settings.tool_parser is None:
+        return None
+    from router.engine.tool_parser import ToolCallParser
+
+    return ToolCallParser(settings.tool_parser, tokenizer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from lora_registry import AdapterSpec
@@ -28,14 +28,66 @@ class AdapterRef:
 
 
 @dataclass(frozen=True)
+class StructuredOutput:
+    """A constraint on the output, in the terms of vLLM's structured outputs (exactly one kind)."""
+
+    kind: Literal["json", "json_object", "regex", "choice"]
+    json_schema: dict[str, Any] | None = None
+    regex: str | None = None
+    choice: tuple[str, ...] = ()
+    source: str = "response_format"
+    """The request field it came from, named when the engine refuses it."""
+
+    def as_vllm_fields(self) -> dict[str, Any]:
+        """The fields of vLLM's ``StructuredOutputsParams`` (and of its server's ``structured_outputs``)."""
+        if self.kind == "json":
+            return {"json": self.json_schema}
+        if self.kind == "json_object":
+            return {"json_object": True}
+        if self.kind == "regex":
+            return {"regex": self.regex}
+        return {"choice": list(self.choice)}
+
+
+@dataclass(frozen=True)
 class SamplingOptions:
     max_tokens: int
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    # Token id -> bias added to its logit.
+    logit_bias: tuple[tuple[int, float], ...] = ()
     n: int = 1
     stop: tuple[str, ...] = ()
     seed: int | None = None
     ignore_eos: bool = False
+    # Some tool-call parsers read special tokens (a model may mark `<tool_call>` so).
+    skip_special_tokens: bool = True
+    structured: StructuredOutput | None = None
+    # Most likely tokens to report beside each sampled token's logprob; None: no logprobs at all.
+    logprobs: int | None = None
+
+
+class RequestRejected(ValueError):
+    """The engine refused the request's content (a schema it cannot compile, a token id it does not know):
+    the client's mistake, not the engine's failure. ``param`` is the engine's name for the field, if any."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token_id: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+    """The most likely tokens at this position (token id, logprob), most likely first."""
 
 
 @dataclass
@@ -46,6 +98,8 @@ class CompletionDelta:
     text: str
     num_tokens: int
     finish_reason: str | None = None
+    # One per new token when logprobs were asked for.
+    logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass

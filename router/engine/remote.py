@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
-from router.engine.base import AdapterRef, CompletionDelta, EngineError, GenerationStep, SamplingOptions
+from router.engine.base import (
+    AdapterRef,
+    CompletionDelta,
+    EngineError,
+    GenerationStep,
+    RequestRejected,
+    SamplingOptions,
+    TokenLogprob,
+)
 
 HEALTH_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
@@ -81,14 +90,27 @@ class ReplicaClient:
             "max_tokens": sampling.max_tokens,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "min_p": sampling.min_p,
+            "presence_penalty": sampling.presence_penalty,
+            "frequency_penalty": sampling.frequency_penalty,
+            "repetition_penalty": sampling.repetition_penalty,
             "n": sampling.n,
             "stop": list(sampling.stop),
             "seed": sampling.seed,
             "ignore_eos": sampling.ignore_eos,
+            "skip_special_tokens": sampling.skip_special_tokens,
             "stream": True,
             # Token counts per delta, as the in-process engine reports them.
             "return_token_ids": True,
         }
+        if sampling.logit_bias:
+            body["logit_bias"] = {str(token): bias for token, bias in sampling.logit_bias}
+        if sampling.structured is not None:
+            body["structured_outputs"] = sampling.structured.as_vllm_fields()
+        if sampling.logprobs is not None:
+            # Token ids rather than text, so the router names tokens with its own tokenizer on every engine.
+            body |= {"logprobs": sampling.logprobs, "return_tokens_as_token_ids": True}
         request = self._http.build_request(
             "POST", "/v1/completions", json=body, headers={"X-Request-Id": request_id}
         )
@@ -105,6 +127,9 @@ class ReplicaClient:
                 await response.aread()
                 if response.status_code == 404 and adapter is not None:
                     raise AdapterMissing(f"replica {self.url} does not have adapter {adapter.name}")
+                if response.status_code == 400:
+                    message, param = _error_of(response)
+                    raise RequestRejected(message, param)
                 _raise_for(response, f"replica {self.url}")
             finished: set[int] = set()
             async for line in response.aiter_lines():
@@ -112,17 +137,27 @@ class ReplicaClient:
                     continue
                 chunk = json.loads(line[6:])
                 if "error" in chunk:
-                    raise EngineError(f"replica {self.url}: {chunk['error'].get('message', chunk['error'])}")
+                    error = chunk["error"]
+                    message = error.get("message", str(error))
+                    # A request the replica took and then found it cannot serve (a grammar that fails to
+                    # compile in its engine) ends its stream with the error status vLLM would have answered.
+                    if error.get("code") == 400:
+                        raise RequestRejected(message, error.get("param"))
+                    raise EngineError(f"replica {self.url}: {message}")
                 deltas = []
                 for choice in chunk.get("choices", []):
                     if choice.get("finish_reason"):
                         finished.add(choice["index"])
+                    token_ids = choice.get("token_ids") or []
                     deltas.append(
                         CompletionDelta(
                             index=choice["index"],
                             text=choice.get("text") or "",
-                            num_tokens=len(choice.get("token_ids") or []),
+                            num_tokens=len(token_ids),
                             finish_reason=choice.get("finish_reason"),
+                            logprobs=_token_logprobs(choice["logprobs"], sampling.logprobs or 0)
+                            if sampling.logprobs is not None and choice.get("logprobs")
+                            else None,
                         )
                     )
                 if deltas:
@@ -146,11 +181,33 @@ class ReplicaClient:
 
 def _raise_for(response: httpx.Response, what: str) -> None:
     if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:500]
+        message, _ = _error_of(response)
         raise EngineError(f"{what}: HTTP {response.status_code}: {message}")
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str | None]:
+    """The message and param of vLLM's OpenAI-shaped error body."""
+    try:
+        error = response.json()["error"]
+        return str(error["message"]), error.get("param")
+    except (ValueError, KeyError, TypeError):
+        return response.text[:500], None
+
+
+def _token_logprobs(logprobs: dict[str, Any], top: int) -> list[TokenLogprob]:
+    """vLLM's completion logprobs with tokens written ``token_id:<id>``; each position's top entries hold
+    the sampled token too, so up to ``top`` + 1 of them."""
+    result = []
+    for token, logprob, candidates in zip(
+        logprobs["tokens"], logprobs["token_logprobs"], logprobs["top_logprobs"], strict=True
+    ):
+        ranked = sorted(((_token_id(t), lp) for t, lp in (candidates or {}).items()), key=lambda c: -c[1])
+        result.append(TokenLogprob(_token_id(token), logprob, tuple(ranked[:top])))
+    return result
+
+
+def _token_id(token: str) -> int:
+    return int(token.removeprefix("token_id:"))
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -12,10 +12,21 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from lora_registry import BaseModelInfo
-from router.engine.base import AdapterRef, CompletionDelta, EngineError, GenerationStep, SamplingOptions
+from router.engine.base import (
+    AdapterRef,
+    CompletionDelta,
+    EngineError,
+    GenerationStep,
+    RequestRejected,
+    SamplingOptions,
+    TokenLogprob,
+)
 from router.engine.identity_lora import IDENTITY_LORA_ID, IDENTITY_LORA_NAME, identity_adapter
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from vllm.logprobs import Logprob
     from vllm.v1.engine.async_llm import AsyncLLM
 
     from router.settings import Settings
@@ -82,21 +93,11 @@ class VllmEngine:
         sampling: SamplingOptions,
         adapter: AdapterRef | None,
     ) -> AsyncIterator[GenerationStep]:
-        from vllm import SamplingParams
+        from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
-        from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.exceptions import EngineDeadError
 
-        params = SamplingParams(
-            n=sampling.n,
-            max_tokens=sampling.max_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            stop=list(sampling.stop) or None,
-            seed=sampling.seed,
-            ignore_eos=sampling.ignore_eos,
-            output_kind=RequestOutputKind.DELTA,
-        )
+        params = _sampling_params(sampling)
         stream = self._llm.generate(
             TokensPrompt(prompt_token_ids=prompt_token_ids),
             params,
@@ -113,11 +114,18 @@ class VllmEngine:
                             text=c.text,
                             num_tokens=len(c.token_ids),
                             finish_reason=c.finish_reason,
+                            logprobs=(
+                                None
+                                if c.logprobs is None
+                                else _token_logprobs(c.token_ids, c.logprobs, sampling.logprobs or 0)
+                            ),
                         )
                         for c in out.outputs
                     ],
                     finished=out.finished,
                 )
+        except VLLMClientError as exc:
+            raise _rejected(exc) from exc
         except EngineDeadError as exc:
             raise EngineError(self._failure or "the engine process died") from exc
         except Exception as exc:
@@ -170,3 +178,51 @@ class VllmEngine:
 
     def shutdown(self) -> None:
         self._llm.shutdown()
+
+
+def _sampling_params(sampling: SamplingOptions):  # -> SamplingParams
+    from vllm import SamplingParams
+    from vllm.exceptions import VLLMClientError
+    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+    structured = sampling.structured
+    try:
+        return SamplingParams(
+            n=sampling.n,
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            min_p=sampling.min_p,
+            presence_penalty=sampling.presence_penalty,
+            frequency_penalty=sampling.frequency_penalty,
+            repetition_penalty=sampling.repetition_penalty,
+            logit_bias=dict(sampling.logit_bias) or None,
+            stop=list(sampling.stop) or None,
+            seed=sampling.seed,
+            ignore_eos=sampling.ignore_eos,
+            skip_special_tokens=sampling.skip_special_tokens,
+            structured_outputs=StructuredOutputsParams(**structured.as_vllm_fields()) if structured else None,
+            logprobs=sampling.logprobs,
+            output_kind=RequestOutputKind.DELTA,
+        )
+    except VLLMClientError as exc:
+        raise _rejected(exc) from exc
+
+
+def _rejected(exc: Exception) -> RequestRejected:
+    # vLLM's validation errors name the parameter at fault, when they know it.
+    return RequestRejected(str(exc.args[0]) if exc.args else str(exc), getattr(exc, "parameter", None))
+
+
+def _token_logprobs(
+    token_ids: Sequence[int], positions: Iterable[Mapping[int, Logprob]], top: int
+) -> list[TokenLogprob]:
+    """Each position holds the sampled token and the ``top`` most likely ones (by vocabulary rank); the
+    sampled one is there even when it ranks lower."""
+    result = []
+    for token_id, position in zip(token_ids, positions, strict=True):
+        ranked = sorted((lp.rank or 0, tid, lp.logprob) for tid, lp in position.items())
+        best = tuple((tid, logprob) for rank, tid, logprob in ranked if rank <= top)
+        result.append(TokenLogprob(token_id, position[token_id].logprob, best))
+    return result

@@ -7,10 +7,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-from router.engine.base import CompletionDelta, SamplingOptions
+from router.engine.base import CompletionDelta, GenerationStep
 from router.errors import InvalidRequestError
 from router.protocol import ChatMessage, CompletionChoice, CompletionRequest, CompletionResponse
 from router.serving.generation import GenerationServing, ServingResult, usage
+from router.serving.logprobs import completion_logprobs
+from router.serving.sampling import structured_output
 from router.serving.targets import Target
 from router.settings import AUTO_MODEL
 
@@ -28,14 +30,22 @@ class CompletionServing(GenerationServing):
         encoded = [self._renderer.encode(p) for p in request.prompts]
         if any(not ids for ids in encoded):
             raise InvalidRequestError("prompt must not be empty", param="prompt")
+        structured = structured_output(request, target.adapter.defaults if target.adapter else None)
         samplings = [
             self._sampling(
-                request, target, ids, requested_max_tokens=request.max_tokens, prompt_param="prompt"
+                request,
+                target,
+                ids,
+                requested_max_tokens=request.max_tokens,
+                prompt_param="prompt",
+                logprobs=request.logprobs_count,
+                structured=structured,
             )
             for ids in encoded
         ]
         if request.stream:
-            stream = self._stream(request, request_id, target, encoded[0], samplings[0])
+            steps = await self._generator.start(request_id, encoded[0], samplings[0], target)
+            stream = self._stream(request, request_id, target, len(encoded[0]), steps)
             return ServingResult(target, request_id, stream=stream)
         results = await asyncio.gather(
             *(
@@ -44,7 +54,14 @@ class CompletionServing(GenerationServing):
             )
         )
         choices = [
-            CompletionChoice(index=p * request.n + i, text=text, finish_reason=collected.finish_reasons[i])
+            CompletionChoice(
+                index=p * request.n + i,
+                text=text,
+                finish_reason=collected.finish_reasons[i],
+                logprobs=None
+                if collected.logprobs[i] is None
+                else completion_logprobs(collected.logprobs[i] or [], self._renderer),
+            )
             for p, collected in enumerate(results)
             for i, text in enumerate(collected.texts)
         ]
@@ -63,29 +80,40 @@ class CompletionServing(GenerationServing):
         request: CompletionRequest,
         request_id: str,
         target: Target,
-        prompt_ids: list[int],
-        sampling: SamplingOptions,
+        prompt_tokens: int,
+        steps: AsyncIterator[GenerationStep],
     ) -> AsyncIterator[str]:
         created = int(time.time())
         opened = False
+        # Where each completion's next token starts in its text, for the logprobs' text_offset.
+        offsets = [0] * request.n
+
+        def choice(delta: CompletionDelta) -> CompletionChoice:
+            logprobs = None
+            if delta.logprobs is not None:
+                logprobs = completion_logprobs(delta.logprobs, self._renderer, offsets[delta.index])
+                if logprobs.text_offset:
+                    offsets[delta.index] = logprobs.text_offset[-1] + len(logprobs.tokens[-1])
+            return CompletionChoice(
+                index=delta.index, text=delta.text, finish_reason=delta.finish_reason, logprobs=logprobs
+            )
 
         def event(deltas: list[CompletionDelta]) -> CompletionResponse:
             # The first event carries the routing explanation.
             nonlocal opened
             routing, opened = (None if opened else target.routing), True
-            choices = [
-                CompletionChoice(index=d.index, text=d.text, finish_reason=d.finish_reason) for d in deltas
-            ]
             return CompletionResponse(
-                id=request_id, created=created, model=target.model_name, choices=choices, routing=routing
+                id=request_id,
+                created=created,
+                model=target.model_name,
+                choices=[choice(d) for d in deltas],
+                routing=routing,
             )
 
         async for sse in self._sse(
             request,
-            request_id,
-            target,
-            prompt_ids,
-            sampling,
+            steps,
+            prompt_tokens,
             event=event,
             usage_event=lambda used: CompletionResponse(
                 id=request_id, created=created, model=target.model_name, choices=[], usage=used

@@ -1,4 +1,4 @@
-"""What chat and text completions share: sampling resolution, engine streams, in-flight accounting."""
+"""What chat and text completions share: engine streams, in-flight accounting, SSE framing."""
 
 from __future__ import annotations
 
@@ -12,13 +12,22 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from lora_registry import GenerationDefaults
-from router.engine.base import CompletionDelta, Engine, EngineError, GenerationStep, SamplingOptions
+from router.engine.base import (
+    CompletionDelta,
+    Engine,
+    EngineError,
+    GenerationStep,
+    RequestRejected,
+    SamplingOptions,
+    StructuredOutput,
+    TokenLogprob,
+)
 from router.errors import EngineUnavailableError, InvalidRequestError, ServingError
 from router.observability import context
 from router.observability.metrics import ServiceMetrics, outcome_of
 from router.protocol import ChatMessage, Usage, _SamplingFields
 from router.serving.prompts import PromptRenderer
+from router.serving.sampling import ModelDefaults, resolve_sampling
 from router.serving.sse import SSE_DONE, sse_error, sse_event
 from router.serving.targets import ModelResolver, Target
 from router.settings import Settings
@@ -64,69 +73,30 @@ class InFlight:
             self._when_idle.setdefault(adapter_id, []).append(callback)
 
 
-def resolve_sampling(
-    request: _SamplingFields,
-    *,
-    requested_max_tokens: int | None,
-    defaults: GenerationDefaults | None,
-    default_max_tokens: int,
-    max_n: int,
-    prompt_tokens: int,
-    max_model_len: int,
-    prompt_param: str,
-) -> SamplingOptions:
-    """Request values win over the adapter's defaults, which win over the service's."""
-    defaults = defaults or GenerationDefaults()
-    if request.n > max_n:
-        raise InvalidRequestError(f"n must be at most {max_n}, got {request.n}", param="n")
-    room = max_model_len - prompt_tokens
-    if room <= 0:
-        raise InvalidRequestError(
-            f"The prompt is {prompt_tokens} tokens; this model's context is {max_model_len} tokens",
-            param=prompt_param,
-            code="context_length_exceeded",
-        )
-    max_tokens = requested_max_tokens or defaults.max_tokens
-    if requested_max_tokens is not None and requested_max_tokens > room:
-        raise InvalidRequestError(
-            f"max_tokens={requested_max_tokens} plus the prompt's {prompt_tokens} tokens exceeds the "
-            f"model's context of {max_model_len} tokens; at most {room} tokens can be generated",
-            param="max_tokens",
-            code="context_length_exceeded",
-        )
-    stops = list(dict.fromkeys([*defaults.stop, *request.stop_list]))
-    return SamplingOptions(
-        max_tokens=min(max_tokens or default_max_tokens, room),
-        temperature=_first(request.temperature, defaults.temperature, 1.0),
-        top_p=_first(request.top_p, defaults.top_p, 1.0),
-        n=request.n,
-        stop=tuple(stops),
-        seed=request.seed,
-        ignore_eos=request.ignore_eos,
-    )
-
-
-def _first(*values: float | None) -> float:
-    return next(v for v in values if v is not None)
-
-
 @dataclass
 class Collected:
-    """A whole generation gathered from a stream: text and finish reason per completion index."""
+    """A whole generation gathered from a stream: text, finish reason and logprobs per completion index."""
 
     n: int
     texts: list[str] = field(init=False)
     finish_reasons: list[str | None] = field(init=False)
+    logprobs: list[list[TokenLogprob] | None] = field(init=False)
     completion_tokens: int = 0
 
     def __post_init__(self) -> None:
         self.texts = [""] * self.n
         self.finish_reasons = [None] * self.n
+        self.logprobs = [None] * self.n
 
     def add(self, step: GenerationStep) -> None:
         for delta in step.deltas:
             self.texts[delta.index] += delta.text
             self.completion_tokens += delta.num_tokens
+            if delta.logprobs is not None:
+                gathered = self.logprobs[delta.index]
+                if gathered is None:
+                    gathered = self.logprobs[delta.index] = []
+                gathered.extend(delta.logprobs)
             if delta.finish_reason is not None:
                 self.finish_reasons[delta.index] = delta.finish_reason
 
@@ -189,6 +159,8 @@ class Generator:
             except EngineError as exc:
                 logger.error("request %s failed in the engine: %s", request_id, exc)
                 raise EngineUnavailableError(str(exc), retry_after_s=self._retry_after_s) from exc
+            except RequestRejected as exc:
+                raise _refused(exc, sampling) from exc
             finally:
                 if first_token is None:
                     self.in_flight.waiting -= 1
@@ -207,17 +179,39 @@ class Generator:
             collected.add(step)
         return collected
 
+    async def start(
+        self, request_id: str, prompt_ids: list[int], sampling: SamplingOptions, target: Target
+    ) -> AsyncIterator[GenerationStep]:
+        """The stream, begun: the engine has taken the request and made its first step. A request the engine
+        refuses (a schema it cannot compile) then fails here, while an HTTP status can still say so, rather
+        than as an event inside a `200` stream."""
+        steps = self.stream(request_id, prompt_ids, sampling, target)
+        try:
+            first = await anext(steps)
+        except StopAsyncIteration:
+            return _replay([], steps)
+        except BaseException:
+            await steps.aclose()
+            raise
+        return _replay([first], steps)
+
 
 class GenerationServing:
     """Base of the endpoints that generate: the pieces each of them resolves a request with."""
 
     def __init__(
-        self, settings: Settings, resolver: ModelResolver, renderer: PromptRenderer, generator: Generator
+        self,
+        settings: Settings,
+        resolver: ModelResolver,
+        renderer: PromptRenderer,
+        generator: Generator,
+        model_defaults: ModelDefaults,
     ) -> None:
         self._settings = settings
         self._resolver = resolver
         self._renderer = renderer
         self._generator = generator
+        self._model_defaults = model_defaults
 
     async def _resolve(self, model: str, messages: list[ChatMessage]) -> Target:
         """What answers, counted in the metrics and named in the request's log line."""
@@ -241,11 +235,16 @@ class GenerationServing:
         *,
         requested_max_tokens: int | None,
         prompt_param: str,
+        logprobs: int | None,
+        structured: StructuredOutput | None,
     ) -> SamplingOptions:
         return resolve_sampling(
             request,
             requested_max_tokens=requested_max_tokens,
             defaults=target.adapter.defaults if target.adapter else None,
+            model_defaults=self._model_defaults,
+            structured=structured,
+            logprobs=logprobs,
             default_max_tokens=self._settings.default_max_tokens,
             max_n=self._settings.max_n,
             prompt_tokens=len(prompt_ids),
@@ -256,10 +255,8 @@ class GenerationServing:
     async def _sse(
         self,
         request: _SamplingFields,
-        request_id: str,
-        target: Target,
-        prompt_ids: list[int],
-        sampling: SamplingOptions,
+        steps: AsyncIterator[GenerationStep],
+        prompt_tokens: int,
         *,
         event: Callable[[list[CompletionDelta]], BaseModel],
         usage_event: Callable[[Usage], BaseModel],
@@ -268,15 +265,41 @@ class GenerationServing:
         the usage when asked for, then ``[DONE]``."""
         completion_tokens = 0
         try:
-            async for step in self._generator.stream(request_id, prompt_ids, sampling, target):
-                completion_tokens += sum(delta.num_tokens for delta in step.deltas)
-                visible = [delta for delta in step.deltas if delta.text or delta.finish_reason]
-                if visible:
-                    yield sse_event(event(visible))
+            async with aclosing(steps):
+                async for step in steps:
+                    completion_tokens += sum(delta.num_tokens for delta in step.deltas)
+                    visible = [
+                        delta for delta in step.deltas if delta.text or delta.finish_reason or delta.logprobs
+                    ]
+                    if visible:
+                        yield sse_event(event(visible))
         except ServingError as exc:
             # Headers are gone already: the error travels as an event, and the stream still ends cleanly.
             yield sse_error(exc)
         else:
             if request.include_usage:
-                yield sse_event(usage_event(usage(len(prompt_ids), completion_tokens)))
+                yield sse_event(usage_event(usage(prompt_tokens, completion_tokens)))
         yield SSE_DONE
+
+
+async def _replay(
+    first: list[GenerationStep], rest: AsyncIterator[GenerationStep]
+) -> AsyncIterator[GenerationStep]:
+    async with aclosing(rest):
+        for step in first:
+            yield step
+        async for step in rest:
+            yield step
+
+
+def _refused(exc: RequestRejected, sampling: SamplingOptions) -> InvalidRequestError:
+    """The engine's refusal, naming the request's field: a constraint's own field (response_format,
+    structured_outputs or tools) where the engine blames structured output or names nothing."""
+    param = exc.param
+    if sampling.structured is not None and (param is None or param in _STRUCTURED_PARAMS):
+        param = sampling.structured.source
+    return InvalidRequestError(f"the engine refused the request: {exc.message}", param=param)
+
+
+# vLLM's names for the structured-output fields its server takes.
+_STRUCTURED_PARAMS = {"structured_outputs", "response_format", "guided_json", "guided_regex", "guided_choice"}

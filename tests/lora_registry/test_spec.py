@@ -43,7 +43,8 @@ def test_generation_defaults_accept_bounds() -> None:
     defaults = GenerationDefaults(stop=["x"] * 8, temperature=2, top_p=1, max_tokens=1, system_prompt="")
     assert defaults.temperature == 2 and len(defaults.stop) == 8
     assert GenerationDefaults().model_dump() == {
-        "system_prompt": None, "stop": [], "temperature": None, "top_p": None, "max_tokens": None
+        "system_prompt": None, "stop": [], "temperature": None, "top_p": None, "max_tokens": None,
+        "response_format": None,
     }  # fmt: skip
 
 

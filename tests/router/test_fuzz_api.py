@@ -1,9 +1,10 @@
 """Schemathesis fuzzes the service's own OpenAPI schema against the real engine for a bounded time: no 5xx,
 no response outside the schema, no refusal of a schema-valid request without a reason, no acceptance of an
-invalid one; and nothing the fuzzer sent changed the registry or the live router.
+invalid one; and nothing the fuzzer sent changed the adapters it found or the live router.
 
 Operations that would change state the rest of the suite relies on (unregistering, retraining) are left to
-the README's full run against a throwaway service."""
+the README's full run against a throwaway service. Registering is fuzzed (its stateful phase finds real
+adapter folders through `/v1/adapter-folders`), and what it registered is unregistered afterwards."""
 
 from __future__ import annotations
 
@@ -45,5 +46,10 @@ def test_fuzzing_the_openapi_schema_finds_nothing(
     suite = ElementTree.parse(junit).getroot().find("testsuite")
     assert suite is not None and int(suite.get("tests", "0")) >= 10  # every operation was exercised
     assert suite.get("failures") == "0" and suite.get("errors") == "0"
+    adapters, router = registry_and_router(http)
+    assert router == before[1]
+    assert {name: adapters[name] for name in before[0]} == before[0]  # same adapters under the same ids
+    for name in adapters.keys() - before[0].keys():
+        http.delete(f"/v1/adapters/{name}").raise_for_status()
     assert registry_and_router(http) == before
     assert http.get("/health").json()["admitted"] == 0

@@ -5,6 +5,7 @@ mid-traffic, then brought back. The kill and the return come last, in that order
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from transformers import AutoTokenizer
 
 from router.engine.base import AdapterRef
 from router.engine.remote import lora_name
@@ -24,6 +26,7 @@ from tests.service_config import USER_KEY
 pytestmark = pytest.mark.timeout(1200)
 
 ASK = [{"role": "user", "content": "Say something."}]
+QUESTION = "What is the capital of France?"
 
 
 def preferred_replica(cluster: Cluster, adapter: dict) -> str:
@@ -98,6 +101,62 @@ def test_requests_for_one_adapter_land_on_one_replica(cluster: Cluster) -> None:
     for url in cluster.urls:
         sent = sum(after[url].values()) - sum(before[url].values())
         assert vllm_finished(url) - finished_before[url] == sent
+
+
+def test_constraints_logprobs_and_sampling_extras_cross_to_the_replicas(
+    cluster: Cluster, base_model_dir: Path
+) -> None:
+    client, http = cluster.a.client, cluster.a.admin
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 16}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    held = client.chat.completions.create(
+        model="SmolLM2-135M-Instruct",
+        messages=[{"role": "user", "content": QUESTION}],
+        temperature=0,
+        max_tokens=24,
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}},
+    )
+    assert set(json.loads(held.choices[0].message.content)) == {"city"}
+    chosen = client.chat.completions.create(
+        model="beta", messages=ASK, max_tokens=4, extra_body={"structured_outputs": {"choice": ["yes", "no"]}}
+    )
+    assert chosen.choices[0].message.content in ("yes", "no")
+    ask = {
+        "model": "alpha",
+        "messages": ASK,
+        "temperature": 0,
+        "max_tokens": 8,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    whole = client.chat.completions.create(**ask).choices[0].logprobs.content
+    streamed = [
+        t
+        for c in client.chat.completions.create(**ask, stream=True)
+        if c.choices and c.choices[0].logprobs
+        for t in c.choices[0].logprobs.content
+    ]
+    assert [t.model_dump() for t in streamed] == [t.model_dump() for t in whole]
+    assert all(len(t.top_logprobs) == 2 and t.top_logprobs[0].token == t.token for t in whole)
+    # The base model's greedy answer starts "The capital...": with that token banned, it cannot.
+    (the,) = AutoTokenizer.from_pretrained(str(base_model_dir)).encode("The", add_special_tokens=False)
+    france = {**ask, "model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": QUESTION}]}
+    assert client.chat.completions.create(**france).choices[0].logprobs.content[0].token == "The"
+    banned = client.chat.completions.create(**france, logit_bias={str(the): -100})
+    assert banned.choices[0].logprobs.content[0].token != "The"
+    # What the replica's engine cannot compile comes back as the router's own 400, naming the field.
+    broken = {
+        "type": "json_schema",
+        "json_schema": {"name": "b", "schema": {"properties": {"a": {"$ref": "#/x"}}}},
+    }
+    refused = http.post(
+        "/v1/chat/completions", json={"model": "alpha", "messages": ASK, "response_format": broken}
+    )
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "response_format", refused.text
 
 
 def test_an_adapter_registered_through_one_router_is_served_through_the_other(cluster: Cluster) -> None:
