@@ -1,0 +1,190 @@
+"""Batched LoRA for vLLM's CPU backend: the CPU punica wrapper with its per-token ops replaced.
+
+vLLM's CPU wrapper runs the PyTorch reference ops: for every token they gather that token's adapter
+matrices and multiply one token at a time (an einsum over a ``[tokens, rank, features]`` copy of the
+weights), in every LoRA layer. Here the batch's rows are grouped by adapter slot once per step, and each
+slot present costs two dense matrix products per layer slice (shrink: ``x[rows] @ A[slot].T * scale``;
+expand: ``buffer[rows] @ B[slot].T`` added into the output slice). Rows whose slot is -1 (no adapter) get
+no LoRA work at all, where the reference ops index weight ``-1``, the last slot, and so add whichever
+adapter sits there to a base-model request.
+
+Arithmetic follows the reference ops: shrink in the buffer's dtype (float32), expand in the output's.
+Written against vLLM 0.32.0 (``vllm/lora/punica_wrapper/punica_cpu.py``); ``cpu_lora_plugin`` installs it
+only on that version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
+
+if TYPE_CHECKING:
+    from vllm.lora.layers import LoRAMapping
+
+
+@dataclass(frozen=True)
+class SlotRows:
+    """The rows of one batch that use one LoRA slot: a run of rows when they are adjacent (a view, no
+    copies), else their indices."""
+
+    slot: int
+    rows: slice | torch.Tensor
+
+
+def group_rows(indices: torch.Tensor) -> list[SlotRows]:
+    """The rows of each slot in ``indices`` (one slot per row, -1 for no adapter), skipping -1."""
+    slots, counts = torch.unique_consecutive(indices, return_counts=True)
+    runs: dict[int, list[tuple[int, int]]] = {}
+    start = 0
+    for slot, count in zip(slots.tolist(), counts.tolist(), strict=True):
+        if slot >= 0:
+            runs.setdefault(slot, []).append((start, start + count))
+        start += count
+    groups = []
+    for slot, spans in runs.items():
+        if len(spans) == 1:
+            groups.append(SlotRows(slot, slice(*spans[0])))
+        else:
+            rows = torch.cat([torch.arange(a, b, device=indices.device) for a, b in spans])
+            groups.append(SlotRows(slot, rows))
+    return groups
+
+
+def _slot_matrix(stacked: torch.Tensor, slot: int) -> torch.Tensor:
+    """One slot's matrix out of ``[slots, 1, out, in]`` (or ``[slots, out, in]``) stacked weights."""
+    matrix = stacked[slot]
+    return matrix[0] if matrix.dim() == 3 else matrix
+
+
+def shrink(
+    y: torch.Tensor, x: torch.Tensor, stacked: torch.Tensor, groups: list[SlotRows], scale: float
+) -> None:
+    """``y[rows, :r] = scale * x[rows] @ A[slot].T`` for each slot's rows; other rows of ``y`` untouched."""
+    dtype = y.dtype
+    for group in groups:
+        a = _slot_matrix(stacked, group.slot).to(dtype)
+        width = a.size(0)
+        if isinstance(group.rows, slice):
+            out = y[group.rows, :width]
+            torch.mm(x[group.rows].to(dtype), a.t(), out=out)
+            if scale != 1.0:
+                out.mul_(scale)
+        else:
+            product = torch.mm(x.index_select(0, group.rows).to(dtype), a.t())
+            if scale != 1.0:
+                product.mul_(scale)
+            y[:, :width].index_copy_(0, group.rows, product)
+
+
+def expand(
+    y: torch.Tensor,
+    x: torch.Tensor,
+    stacked: torch.Tensor,
+    groups: list[SlotRows],
+    offset: int,
+    size: int | None,
+    add_inputs: bool,
+) -> None:
+    """``y[rows, offset:offset+size] (+)= x[rows] @ B[slot].T`` for each slot's rows. Without ``size``, as
+    many output columns as both ``B`` and ``y`` have (the reference ops allow vocabulary padding to
+    differ). Rows without an adapter get nothing added, or zeros when not ``add_inputs``."""
+    dtype = y.dtype
+    if size is None:
+        size = min(stacked.size(-2), y.size(1) - offset)
+    target = y[:, offset : offset + size]
+    if not add_inputs:
+        target.zero_()
+    for group in groups:
+        b = _slot_matrix(stacked, group.slot)[:size].to(dtype)
+        if isinstance(group.rows, slice):
+            target[group.rows].addmm_(x[group.rows].to(dtype), b.t())
+        else:
+            product = torch.mm(x.index_select(0, group.rows).to(dtype), b.t())
+            target.index_add_(0, group.rows, product)
+
+
+class BatchedPunicaWrapperCPU(PunicaWrapperCPU):
+    """vLLM's CPU punica wrapper, with each op grouping rows by slot (see the module's docstring).
+
+    vLLM's own bookkeeping (``update_metadata``, the slice loops of ``add_shrink``/``add_expand``/
+    ``add_lora_linear``) is inherited; only the ops underneath are replaced. The prefill (sgmv) and decode
+    (bgmv) ops of the reference describe the same per-token slots two ways, so both read the same groups.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._token_groups: list[SlotRows] = []
+        self._sampler_groups: list[SlotRows] = []
+
+    def update_metadata(
+        self,
+        mapping: LoRAMapping,
+        lora_index_to_id: list[int | None],
+        max_loras: int,
+        vocab_size: int,
+        **kwargs: Any,
+    ) -> None:
+        super().update_metadata(mapping, lora_index_to_id, max_loras, vocab_size, **kwargs)
+        # Once per step, not once per layer.
+        self._token_groups = group_rows(self.token_lora_indices)
+        self._sampler_groups = group_rows(self.sampler_indices)
+
+    def _shrink_prefill(self, y: torch.Tensor, x: torch.Tensor, w_t_all: torch.Tensor, scale: float) -> None:
+        shrink(y, x, w_t_all, self._token_groups, scale)
+
+    _shrink_decode = _shrink_prefill
+
+    def _expand_prefill(
+        self, y: torch.Tensor, x: torch.Tensor, w_t_all: torch.Tensor, add_inputs: bool
+    ) -> None:
+        expand(y, x, w_t_all, self._token_groups, 0, None, add_inputs)
+
+    _expand_decode = _expand_prefill
+
+    def _expand_slice_prefill(
+        self,
+        y: torch.Tensor,
+        x: torch.Tensor,
+        w_t_all: torch.Tensor,
+        y_offset: int,
+        y_slice_size: int,
+        add_inputs: bool,
+    ) -> None:
+        expand(y, x, w_t_all, self._token_groups, y_offset, y_slice_size, add_inputs)
+
+    _expand_slice_decode = _expand_slice_prefill
+
+    def add_lora_logits(
+        self,
+        y: torch.Tensor,
+        x: torch.Tensor,
+        lora_a_stacked: torch.Tensor,
+        lora_b_stacked: torch.Tensor,
+        scale: float,
+        *,
+        buffer: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> None:
+        y = y.view(-1, y.shape[-1])
+        x = x.view(-1, x.shape[-1])
+        if buffer is None:
+            # float32, as the reference and the Triton op
+            buffer = torch.zeros((x.size(0), lora_b_stacked.size(-1)), dtype=torch.float32, device=x.device)
+        shrink(buffer, x, lora_a_stacked, self._sampler_groups, scale)
+        expand(y, buffer, lora_b_stacked, self._sampler_groups, 0, None, add_inputs=True)
+
+    def apply_lora_full_linear(
+        self,
+        y: torch.Tensor,
+        x: torch.Tensor,
+        weight_stacked: torch.Tensor,
+        bias_stacked: torch.Tensor,
+        module_enabled: torch.Tensor,
+    ) -> None:
+        adapter_y = torch.zeros((x.size(0), weight_stacked.size(-2)), dtype=torch.float32, device=x.device)
+        shrink(adapter_y, x, weight_stacked, self._sampler_groups, 1.0)
+        # Rows without an adapter keep y: the base class selects by the same sampler indices.
+        y.copy_(self._select_full_linear_output(y, adapter_y, bias_stacked, module_enabled))
