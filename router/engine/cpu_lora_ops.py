@@ -8,7 +8,14 @@ expand: ``buffer[rows] @ B[slot].T`` added into the output slice). Rows whose sl
 no LoRA work at all, where the reference ops index weight ``-1``, the last slot, and so add whichever
 adapter sits there to a base-model request.
 
-Arithmetic follows the reference ops: shrink in the buffer's dtype (float32), expand in the output's.
+A request's result must not depend on what else is in the batch (greedy answers alone and in a mixed batch
+are the same). The reference multiplies one token at a time, so it never does; a matrix product over a
+slot's rows can, as BLAS kernels pick their blocking and kernels by the number of rows. So every product
+here goes through oneDNN's float32 inner product, which computes each row the same way whatever the row
+count from two rows up (measured with its AVX-512 and AVX2 kernels), and a single row is computed as two.
+Float32 also on a bfloat16 engine, as the reference shrinks (and as a CPU without bfloat16 instructions
+can); the product is rounded once to the output's dtype before it is added, as the reference expands.
+
 Written against vLLM 0.32.0 (``vllm/lora/punica_wrapper/punica_cpu.py``); ``cpu_lora_plugin`` installs it
 only on that version.
 """
@@ -59,24 +66,32 @@ def _slot_matrix(stacked: torch.Tensor, slot: int) -> torch.Tensor:
     return matrix[0] if matrix.dim() == 3 else matrix
 
 
+def _rows(x: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
+    return x[rows] if isinstance(rows, slice) else x.index_select(0, rows)
+
+
+def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T`` in float32, each row computed alike whatever the number of rows."""
+    rows = x.size(0)
+    # oneDNN takes another kernel for one row; two go through the one every larger batch takes.
+    x = x.float().expand(max(rows, 2), -1).contiguous()
+    product = torch.ops.mkldnn._linear_pointwise(x, weight.float().contiguous(), None, "none", [], "")
+    return product[:rows]
+
+
 def shrink(
     y: torch.Tensor, x: torch.Tensor, stacked: torch.Tensor, groups: list[SlotRows], scale: float
 ) -> None:
     """``y[rows, :r] = scale * x[rows] @ A[slot].T`` for each slot's rows; other rows of ``y`` untouched."""
-    dtype = y.dtype
     for group in groups:
-        a = _slot_matrix(stacked, group.slot).to(dtype)
-        width = a.size(0)
+        product = project(_rows(x, group.rows), _slot_matrix(stacked, group.slot))
+        if scale != 1.0:
+            product.mul_(scale)
+        width = product.size(1)
         if isinstance(group.rows, slice):
-            out = y[group.rows, :width]
-            torch.mm(x[group.rows].to(dtype), a.t(), out=out)
-            if scale != 1.0:
-                out.mul_(scale)
+            y[group.rows, :width] = product
         else:
-            product = torch.mm(x.index_select(0, group.rows).to(dtype), a.t())
-            if scale != 1.0:
-                product.mul_(scale)
-            y[:, :width].index_copy_(0, group.rows, product)
+            y[:, :width].index_copy_(0, group.rows, product.to(y.dtype))
 
 
 def expand(
@@ -98,11 +113,10 @@ def expand(
     if not add_inputs:
         target.zero_()
     for group in groups:
-        b = _slot_matrix(stacked, group.slot)[:size].to(dtype)
+        product = project(_rows(x, group.rows).to(dtype), _slot_matrix(stacked, group.slot)[:size]).to(dtype)
         if isinstance(group.rows, slice):
-            target[group.rows].addmm_(x[group.rows].to(dtype), b.t())
+            target[group.rows] += product
         else:
-            product = torch.mm(x.index_select(0, group.rows).to(dtype), b.t())
             target.index_add_(0, group.rows, product)
 
 

@@ -50,10 +50,16 @@ class LoraOpsChoice:
 
 
 def choose_lora_ops(
-    requested: str, *, cpu_platform: bool, vllm_cpu_version: str | None, platform_wrapper: str | None
+    requested: str,
+    *,
+    cpu_platform: bool,
+    vllm_cpu_version: str | None,
+    platform_wrapper: str | None,
+    onednn: bool = True,
 ) -> LoraOpsChoice:
     """Which ops vLLM's CPU engine runs, from the setting and what is installed (``vllm_cpu_version`` None:
-    vllm-cpu is not installed; ``platform_wrapper``: the punica wrapper the platform names)."""
+    vllm-cpu is not installed; ``platform_wrapper``: the punica wrapper the platform names; ``onednn``:
+    torch has oneDNN, which the batched ops multiply with)."""
     if requested not in ("batched", "vllm"):
         raise ValueError(f"{OPS_ENV}={requested!r}: expected 'batched' or 'vllm'")
     if not cpu_platform:
@@ -67,11 +73,14 @@ def choose_lora_ops(
         )
     if platform_wrapper != VLLM_CPU_WRAPPER:
         return LoraOpsChoice("vllm", f"the CPU platform uses {platform_wrapper}, not {VLLM_CPU_WRAPPER}")
+    if not onednn:
+        return LoraOpsChoice("vllm", "this torch is built without oneDNN (mkldnn)")
     return LoraOpsChoice("batched", f"batched CPU LoRA ops for vllm-cpu {SUPPORTED_VLLM_CPU}")
 
 
 def current_lora_ops(requested: str) -> LoraOpsChoice:
     """``choose_lora_ops`` for this process's vLLM."""
+    import torch
     from vllm.platforms import current_platform
 
     try:
@@ -82,7 +91,13 @@ def current_lora_ops(requested: str) -> LoraOpsChoice:
     wrapper = current_platform.get_punica_wrapper() if cpu else None
     if wrapper == BATCHED_WRAPPER:  # installed in this process already
         wrapper = VLLM_CPU_WRAPPER
-    return choose_lora_ops(requested, cpu_platform=cpu, vllm_cpu_version=version, platform_wrapper=wrapper)
+    return choose_lora_ops(
+        requested,
+        cpu_platform=cpu,
+        vllm_cpu_version=version,
+        platform_wrapper=wrapper,
+        onednn=torch.backends.mkldnn.is_available(),
+    )
 
 
 def plugin_unavailable() -> str | None:

@@ -292,3 +292,44 @@ def test_empty_batch() -> None:
     shrink(buffer, torch.zeros(0, 32), a, groups, 1.0)
     expand(y, buffer, b, groups, 0, None, add_inputs=True)
     assert y.shape == (0, 32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_a_request_gets_the_same_result_alone_and_in_any_batch(shapes: Shapes, dtype) -> None:
+    """Bit for bit: a decode row alone, and a 30-token prompt alone, against the same rows inside mixed
+    batches of other adapters and the base model (greedy answers alone == mixed depend on it)."""
+    generator = torch.Generator().manual_seed(13)
+    layers = [(shapes.hidden, shapes.qkv), (shapes.intermediate, (shapes.hidden,))]
+    weights = [
+        (
+            tuple(stacked(generator, MAX_RANK, inp, MAX_RANK, dtype, zero_last=True) for _ in slices),
+            tuple(stacked(generator, out, MAX_RANK, MAX_RANK, dtype, zero_last=True) for out in slices),
+        )
+        for inp, slices in layers
+    ]
+    # The request under test (adapter 12) at the front, the back, and split between others.
+    for own_tokens in (1, 30):
+        alone = [(12, own_tokens)]
+        batches = [
+            alone,
+            [(12, own_tokens), (11, 3), (BASE, 2), (12, 1)],
+            [(BASE, 1), (14, 7), (11, 1), (12, own_tokens)],
+            [(11, 1), (12, own_tokens), (13, 1), (12, 2), (BASE, 1)],
+        ]
+        for (inp, slices), (a, b) in zip(layers, weights, strict=True):
+            own_x = inputs(generator, own_tokens, inp, dtype)
+            own_y = inputs(generator, own_tokens, sum(slices), dtype)
+            results = []
+            for requests in batches:
+                tokens = [lora for lora, count in requests for _ in range(count)]
+                start = next(i for i, (lora, count) in enumerate(requests) if (lora, count) == alone[0])
+                first = sum(count for _, count in requests[:start])
+                x = inputs(generator, len(tokens), inp, dtype)
+                y = inputs(generator, len(tokens), sum(slices), dtype)
+                x[first : first + own_tokens], y[first : first + own_tokens] = own_x, own_y
+                lora_mapping = LoRAMapping(tokens, [lora for lora, _ in requests], is_prefill=True)
+                _, ours = wrappers(lora_mapping, LORA_INDEX_TO_ID, shapes.vocab)
+                ours.add_lora_linear(y, x, a, b, 1.0, slices)
+                results.append(y[first : first + own_tokens])
+            for result in results[1:]:
+                assert torch.equal(result, results[0])

