@@ -428,10 +428,15 @@ def replica(
     adapter loading, its flags taken from the same settings the routers read."""
     import os
 
-    from router.replica import replica_command, replica_env
+    from router.replica import check_base_requests, replica_command, replica_dtype, replica_env
 
     settings = _settings()
-    command = replica_command(settings, host=host, port=port)
+    try:
+        check_base_requests(settings)
+    except ValueError as error:
+        typer.echo(f"replica not started: {error}", err=True)
+        raise typer.Exit(1) from None
+    command = replica_command(settings, host=host, port=port, dtype=replica_dtype(settings))
     os.execvpe(command[0], command, {**os.environ, **replica_env(settings)})
 
 
