@@ -10,11 +10,14 @@ adapter sits there to a base-model request.
 
 A request's result must not depend on what else is in the batch (greedy answers alone and in a mixed batch
 are the same). The reference multiplies one token at a time, so it never does; a matrix product over a
-slot's rows can, as BLAS kernels pick their blocking and kernels by the number of rows. So every product
-here goes through oneDNN's float32 inner product, which computes each row the same way whatever the row
-count from two rows up (measured with its AVX-512 and AVX2 kernels), and a single row is computed as two.
-Float32 also on a bfloat16 engine, as the reference shrinks (and as a CPU without bfloat16 instructions
-can); the product is rounded once to the output's dtype before it is added, as the reference expands.
+slot's rows can, as BLAS kernels pick their blocking and kernels (and split the sum) by the number of rows:
+torch's float32 ``mm`` (MKL) rounds a row differently below 12 rows. So every product goes through the
+oneDNN matmul vLLM's CPU backend runs its own linear layers with, on a handle holding the slot's matrix
+prepacked (made when first used, remade when an adapter is loaded into the stacked weights): it computes
+each row alike from two rows up (measured with 1, 2 and 8 threads, AVX-512 and AVX2 kernels), and a single
+row is computed as two. Products are float32 also on a bfloat16 engine, as the reference shrinks (and as
+a CPU without bfloat16 instructions can); each is rounded once to the output's dtype before it is added,
+as the reference expands.
 
 Written against vLLM 0.32.0 (``vllm/lora/punica_wrapper/punica_cpu.py``); ``cpu_lora_plugin`` installs it
 only on that version.
@@ -22,10 +25,12 @@ only on that version.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from vllm import _custom_ops as ops
 from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
 
 if TYPE_CHECKING:
@@ -70,21 +75,51 @@ def _rows(x: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
     return x[rows] if isinstance(rows, slice) else x.index_select(0, rows)
 
 
-def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x @ weight.T`` in float32, each row computed alike whatever the number of rows."""
-    rows = x.size(0)
-    # oneDNN takes another kernel for one row; two go through the one every larger batch takes.
-    x = x.float().expand(max(rows, 2), -1).contiguous()
-    product = torch.ops.mkldnn._linear_pointwise(x, weight.float().contiguous(), None, "none", [], "")
-    return product[:rows]
+class SlotProducts:
+    """``x @ W.T`` for the matrices W of stacked LoRA weights, in float32, each row computed alike whatever
+    the number of rows (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        # id of the stacked weights -> (slot, output rows) -> (the weights' version when made, handle)
+        self._handles: dict[int, dict[tuple[int, int], tuple[int, Any]]] = {}
+
+    def _handle(self, stacked: torch.Tensor, slot: int, size: int) -> Any:  # -> ops.CPUDNNLGEMMHandler
+        # Writing a slot (vLLM's set_lora / reset_lora copy into the stacked tensor) bumps its version.
+        version = stacked._version
+        handles = self._handles.get(id(stacked))
+        if handles is None:
+            handles = self._handles[id(stacked)] = {}
+            # Dropped with the weights, before their id can name other ones.
+            weakref.finalize(stacked, self._handles.pop, id(stacked), None)
+        made = handles.get((slot, size))
+        if made is None or made[0] != version:
+            weight = _slot_matrix(stacked, slot)[:size].float()
+            made = (version, ops.create_onednn_mm(weight.t(), 32))
+            handles[(slot, size)] = made
+        return made[1]
+
+    def __call__(
+        self, x: torch.Tensor, stacked: torch.Tensor, slot: int, size: int | None = None
+    ) -> torch.Tensor:
+        """``x @ W[slot][:size].T`` for ``W`` the stacked weights (all its output rows without ``size``)."""
+        handle = self._handle(stacked, slot, size or stacked.size(-2))
+        rows = x.size(0)
+        # oneDNN takes another kernel for one row; two go through the one every larger batch takes.
+        x = x.float().expand(max(rows, 2), -1).contiguous()
+        return ops.onednn_mm(handle, x, None)[:rows]
 
 
 def shrink(
-    y: torch.Tensor, x: torch.Tensor, stacked: torch.Tensor, groups: list[SlotRows], scale: float
+    products: SlotProducts,
+    y: torch.Tensor,
+    x: torch.Tensor,
+    stacked: torch.Tensor,
+    groups: list[SlotRows],
+    scale: float,
 ) -> None:
     """``y[rows, :r] = scale * x[rows] @ A[slot].T`` for each slot's rows; other rows of ``y`` untouched."""
     for group in groups:
-        product = project(_rows(x, group.rows), _slot_matrix(stacked, group.slot))
+        product = products(_rows(x, group.rows), stacked, group.slot)
         if scale != 1.0:
             product.mul_(scale)
         width = product.size(1)
@@ -95,6 +130,7 @@ def shrink(
 
 
 def expand(
+    products: SlotProducts,
     y: torch.Tensor,
     x: torch.Tensor,
     stacked: torch.Tensor,
@@ -113,7 +149,8 @@ def expand(
     if not add_inputs:
         target.zero_()
     for group in groups:
-        product = project(_rows(x, group.rows).to(dtype), _slot_matrix(stacked, group.slot)[:size]).to(dtype)
+        # The reference rounds the shrunk values to the output's dtype before expanding them.
+        product = products(_rows(x, group.rows).to(dtype), stacked, group.slot, size).to(dtype)
         if isinstance(group.rows, slice):
             target[group.rows] += product
         else:
@@ -130,6 +167,7 @@ class BatchedPunicaWrapperCPU(PunicaWrapperCPU):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._products = SlotProducts()
         self._token_groups: list[SlotRows] = []
         self._sampler_groups: list[SlotRows] = []
 
@@ -147,14 +185,14 @@ class BatchedPunicaWrapperCPU(PunicaWrapperCPU):
         self._sampler_groups = group_rows(self.sampler_indices)
 
     def _shrink_prefill(self, y: torch.Tensor, x: torch.Tensor, w_t_all: torch.Tensor, scale: float) -> None:
-        shrink(y, x, w_t_all, self._token_groups, scale)
+        shrink(self._products, y, x, w_t_all, self._token_groups, scale)
 
     _shrink_decode = _shrink_prefill
 
     def _expand_prefill(
         self, y: torch.Tensor, x: torch.Tensor, w_t_all: torch.Tensor, add_inputs: bool
     ) -> None:
-        expand(y, x, w_t_all, self._token_groups, 0, None, add_inputs)
+        expand(self._products, y, x, w_t_all, self._token_groups, 0, None, add_inputs)
 
     _expand_decode = _expand_prefill
 
@@ -167,7 +205,7 @@ class BatchedPunicaWrapperCPU(PunicaWrapperCPU):
         y_slice_size: int,
         add_inputs: bool,
     ) -> None:
-        expand(y, x, w_t_all, self._token_groups, y_offset, y_slice_size, add_inputs)
+        expand(self._products, y, x, w_t_all, self._token_groups, y_offset, y_slice_size, add_inputs)
 
     _expand_slice_decode = _expand_slice_prefill
 
@@ -187,8 +225,8 @@ class BatchedPunicaWrapperCPU(PunicaWrapperCPU):
         if buffer is None:
             # float32, as the reference and the Triton op
             buffer = torch.zeros((x.size(0), lora_b_stacked.size(-1)), dtype=torch.float32, device=x.device)
-        shrink(buffer, x, lora_a_stacked, self._sampler_groups, scale)
-        expand(y, buffer, lora_b_stacked, self._sampler_groups, 0, None, add_inputs=True)
+        shrink(self._products, buffer, x, lora_a_stacked, self._sampler_groups, scale)
+        expand(self._products, y, buffer, lora_b_stacked, self._sampler_groups, 0, None, add_inputs=True)
 
     def apply_lora_full_linear(
         self,
@@ -199,6 +237,6 @@ class BatchedPunicaWrapperCPU(PunicaWrapperCPU):
         module_enabled: torch.Tensor,
     ) -> None:
         adapter_y = torch.zeros((x.size(0), weight_stacked.size(-2)), dtype=torch.float32, device=x.device)
-        shrink(adapter_y, x, weight_stacked, self._sampler_groups, 1.0)
+        shrink(self._products, adapter_y, x, weight_stacked, self._sampler_groups, 1.0)
         # Rows without an adapter keep y: the base class selects by the same sampler indices.
         y.copy_(self._select_full_linear_output(y, adapter_y, bias_stacked, module_enabled))

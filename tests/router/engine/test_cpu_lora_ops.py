@@ -20,7 +20,7 @@ from vllm.config.lora import MaxLoRARanks
 from vllm.lora.layers import LoRAMapping
 from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
 
-from router.engine.cpu_lora_ops import BatchedPunicaWrapperCPU, expand, group_rows, shrink
+from router.engine.cpu_lora_ops import BatchedPunicaWrapperCPU, SlotProducts, expand, group_rows, shrink
 from router.settings import Settings
 
 # The ranks the service accepts: vLLM's supported ranks up to the service's largest.
@@ -289,9 +289,31 @@ def test_empty_batch() -> None:
     b = torch.randn(2, 1, 32, 8)
     buffer, y = torch.zeros(0, 8), torch.zeros(0, 32)
     groups = group_rows(torch.empty(0, dtype=torch.long))
-    shrink(buffer, torch.zeros(0, 32), a, groups, 1.0)
-    expand(y, buffer, b, groups, 0, None, add_inputs=True)
+    products = SlotProducts()
+    shrink(products, buffer, torch.zeros(0, 32), a, groups, 1.0)
+    expand(products, y, buffer, b, groups, 0, None, add_inputs=True)
     assert y.shape == (0, 32)
+
+
+@pytest.mark.parametrize("prefill", [True, False], ids=["sgmv", "bgmv"])
+def test_an_adapter_loaded_into_a_slot_is_used_at_once(shapes: Shapes, prefill: bool) -> None:
+    """vLLM writes a newly loaded adapter into the stacked weights in place (``set_lora``); the next step
+    multiplies with the new weights, as vLLM's ops do."""
+    generator = torch.Generator().manual_seed(17)
+    lora_mapping = mapping("decode", prefill)
+    tokens = len(lora_mapping.index_mapping)
+    pair = wrappers(lora_mapping, LORA_INDEX_TO_ID, shapes.vocab)
+    slices = (shapes.hidden,)
+    a = (stacked(generator, MAX_RANK, shapes.hidden, MAX_RANK, torch.float32, zero_last=True),)
+    b = (stacked(generator, shapes.hidden, MAX_RANK, MAX_RANK, torch.float32, zero_last=True),)
+    x = inputs(generator, tokens, shapes.hidden, torch.float32)
+    y = inputs(generator, tokens, shapes.hidden, torch.float32)
+    run = lambda wrapper, out: wrapper.add_lora_linear(out, x, a, b, 1.0, slices)  # noqa: E731
+    compare(run, y, pair, torch.float32)
+    # As set_lora does: copy into a view of one slot.
+    a[0][1, 0].copy_(torch.randn(MAX_RANK, shapes.hidden, generator=generator))
+    b[0][1, 0, :, :4].zero_()
+    compare(run, y, pair, torch.float32)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
