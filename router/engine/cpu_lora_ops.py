@@ -38,41 +38,44 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class SlotRows:
-    """The rows of one batch that use one LoRA slot: a run of rows when they are adjacent (a view, no
-    copies), else their indices."""
+class RowGroups:
+    """A batch's rows by LoRA slot, rows without an adapter left out. ``spans`` holds (slot, start, end)
+    ranges of ``order``, the rows with an adapter slot by slot; ``order`` is None where those rows already
+    lie slot by slot in the batch, and the spans index the batch itself (views, no copies)."""
 
-    slot: int
-    rows: slice | torch.Tensor
+    order: torch.Tensor | None
+    spans: tuple[tuple[int, int, int], ...]
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``'s rows in ``order``: one copy, shared by every slot and slice of a layer."""
+        return x if self.order is None else x.index_select(0, self.order)
 
 
-def group_rows(indices: torch.Tensor) -> list[SlotRows]:
-    """The rows of each slot in ``indices`` (one slot per row, -1 for no adapter), skipping -1."""
+def group_rows(indices: torch.Tensor) -> RowGroups:
+    """The rows of each slot in ``indices`` (one slot per row, -1 for no adapter)."""
     slots, counts = torch.unique_consecutive(indices, return_counts=True)
-    runs: dict[int, list[tuple[int, int]]] = {}
+    runs: list[tuple[int, int, int]] = []
     start = 0
     for slot, count in zip(slots.tolist(), counts.tolist(), strict=True):
         if slot >= 0:
-            runs.setdefault(slot, []).append((start, start + count))
+            runs.append((slot, start, start + count))
         start += count
-    groups = []
-    for slot, spans in runs.items():
-        if len(spans) == 1:
-            groups.append(SlotRows(slot, slice(*spans[0])))
-        else:
-            rows = torch.cat([torch.arange(a, b, device=indices.device) for a, b in spans])
-            groups.append(SlotRows(slot, rows))
-    return groups
+    if len({slot for slot, _, _ in runs}) == len(runs):
+        return RowGroups(None, tuple(runs))
+    rows = torch.nonzero(indices >= 0).squeeze(1)
+    order = rows[torch.argsort(indices[rows], stable=True)]
+    spans, start = [], 0
+    for slot in sorted({slot for slot, _, _ in runs}):
+        count = sum(end - begin for s, begin, end in runs if s == slot)
+        spans.append((slot, start, start + count))
+        start += count
+    return RowGroups(order, tuple(spans))
 
 
 def _slot_matrix(stacked: torch.Tensor, slot: int) -> torch.Tensor:
     """One slot's matrix out of ``[slots, 1, out, in]`` (or ``[slots, out, in]``) stacked weights."""
     matrix = stacked[slot]
     return matrix[0] if matrix.dim() == 3 else matrix
-
-
-def _rows(x: torch.Tensor, rows: slice | torch.Tensor) -> torch.Tensor:
-    return x[rows] if isinstance(rows, slice) else x.index_select(0, rows)
 
 
 class SlotProducts:
@@ -112,64 +115,74 @@ class SlotProducts:
 def shrink(
     products: SlotProducts,
     y: torch.Tensor,
-    x: torch.Tensor,
+    rows: torch.Tensor,
     stacked: torch.Tensor,
-    groups: list[SlotRows],
+    groups: RowGroups,
     scale: float,
 ) -> None:
-    """``y[rows, :r] = scale * x[rows] @ A[slot].T`` for each slot's rows; other rows of ``y`` untouched."""
-    for group in groups:
-        product = products(_rows(x, group.rows), stacked, group.slot)
+    """``y[r, :rank] = scale * x[r] @ A[slot].T`` for each row r with an adapter; ``rows`` is
+    ``groups.gather(x)``. Rows without an adapter untouched."""
+    parts = []
+    for slot, start, end in groups.spans:
+        product = products(rows[start:end], stacked, slot)
         if scale != 1.0:
             product.mul_(scale)
-        width = product.size(1)
-        if isinstance(group.rows, slice):
-            y[group.rows, :width] = product
+        if groups.order is None:
+            y[start:end, : product.size(1)] = product
         else:
-            y[:, :width].index_copy_(0, group.rows, product.to(y.dtype))
+            parts.append(product)
+    if parts:
+        product = torch.cat(parts)
+        y[:, : product.size(1)].index_copy_(0, groups.order, product.to(y.dtype))
 
 
 def expand(
     products: SlotProducts,
     y: torch.Tensor,
-    x: torch.Tensor,
+    rows: torch.Tensor,
     stacked: torch.Tensor,
-    groups: list[SlotRows],
+    groups: RowGroups,
     offset: int,
     size: int | None,
     add_inputs: bool,
 ) -> None:
-    """``y[rows, offset:offset+size] (+)= x[rows] @ B[slot].T`` for each slot's rows. Without ``size``, as
-    many output columns as both ``B`` and ``y`` have (the reference ops allow vocabulary padding to
-    differ). Rows without an adapter get nothing added, or zeros when not ``add_inputs``."""
+    """``y[r, offset:offset+size] (+)= x[r] @ B[slot].T`` for each row r with an adapter; ``rows`` is
+    ``groups.gather(x)``. Without ``size``, as many output columns as both ``B`` and ``y`` have (the
+    reference ops allow vocabulary padding to differ). Rows without an adapter get nothing added, or zeros
+    when not ``add_inputs``."""
     dtype = y.dtype
     if size is None:
         size = min(stacked.size(-2), y.size(1) - offset)
     target = y[:, offset : offset + size]
     if not add_inputs:
         target.zero_()
-    for group in groups:
-        # The reference rounds the shrunk values to the output's dtype before expanding them.
-        product = products(_rows(x, group.rows).to(dtype), stacked, group.slot, size).to(dtype)
-        if isinstance(group.rows, slice):
-            target[group.rows] += product
+    # The reference rounds the shrunk values to the output's dtype before expanding them.
+    rows = rows.to(dtype)
+    parts = []
+    for slot, start, end in groups.spans:
+        product = products(rows[start:end], stacked, slot, size).to(dtype)
+        if groups.order is None:
+            target[start:end] += product
         else:
-            target.index_add_(0, group.rows, product)
+            parts.append(product)
+    if parts:
+        target.index_add_(0, groups.order, torch.cat(parts))
 
 
 class BatchedPunicaWrapperCPU(PunicaWrapperCPU):
     """vLLM's CPU punica wrapper, with each op grouping rows by slot (see the module's docstring).
 
-    vLLM's own bookkeeping (``update_metadata``, the slice loops of ``add_shrink``/``add_expand``/
-    ``add_lora_linear``) is inherited; only the ops underneath are replaced. The prefill (sgmv) and decode
-    (bgmv) ops of the reference describe the same per-token slots two ways, so both read the same groups.
+    vLLM's own bookkeeping (``update_metadata``, ``add_lora_linear``) is inherited; every op that reaches
+    the reference ops is replaced. Its prefill (sgmv) and decode (bgmv) ops describe the same per-token
+    slots two ways, so one set of groups serves both. The rows of a layer's input are gathered once for
+    all its slices.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._products = SlotProducts()
-        self._token_groups: list[SlotRows] = []
-        self._sampler_groups: list[SlotRows] = []
+        self._token_groups = RowGroups(None, ())
+        self._sampler_groups = RowGroups(None, ())
 
     def update_metadata(
         self,
@@ -184,30 +197,45 @@ class BatchedPunicaWrapperCPU(PunicaWrapperCPU):
         self._token_groups = group_rows(self.token_lora_indices)
         self._sampler_groups = group_rows(self.sampler_indices)
 
-    def _shrink_prefill(self, y: torch.Tensor, x: torch.Tensor, w_t_all: torch.Tensor, scale: float) -> None:
-        shrink(self._products, y, x, w_t_all, self._token_groups, scale)
-
-    _shrink_decode = _shrink_prefill
-
-    def _expand_prefill(
-        self, y: torch.Tensor, x: torch.Tensor, w_t_all: torch.Tensor, add_inputs: bool
+    def add_shrink(
+        self,
+        y: tuple[torch.Tensor, ...] | torch.Tensor,
+        x: torch.Tensor,
+        lora_a_stacked: tuple[torch.Tensor, ...],
+        scale: float,
+        **kwargs: Any,
     ) -> None:
-        expand(self._products, y, x, w_t_all, self._token_groups, 0, None, add_inputs)
+        rows = self._token_groups.gather(x.view(-1, x.shape[-1]))
+        for out, stacked in zip(y, lora_a_stacked, strict=True):
+            shrink(self._products, out.view(-1, out.shape[-1]), rows, stacked, self._token_groups, scale)
 
-    _expand_decode = _expand_prefill
+    def add_expand(
+        self,
+        y: torch.Tensor,
+        x: tuple[torch.Tensor, ...] | torch.Tensor,
+        lora_b_stacked: tuple[torch.Tensor, ...],
+        output_slices: tuple[int, ...],
+        offset_start: int = 0,
+        add_inputs: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        y = y.view(-1, y.shape[-1])
+        offset = offset_start
+        for rows, stacked, size in zip(x, lora_b_stacked, output_slices, strict=True):
+            groups = self._token_groups
+            expand(self._products, y, groups.gather(rows), stacked, groups, offset, size, add_inputs)
+            offset += size
 
-    def _expand_slice_prefill(
+    def add_lora_embedding(
         self,
         y: torch.Tensor,
         x: torch.Tensor,
-        w_t_all: torch.Tensor,
-        y_offset: int,
-        y_slice_size: int,
-        add_inputs: bool,
+        lora_b_stacked: torch.Tensor,
+        add_inputs: bool = True,
+        **kwargs: Any,
     ) -> None:
-        expand(self._products, y, x, w_t_all, self._token_groups, y_offset, y_slice_size, add_inputs)
-
-    _expand_slice_decode = _expand_slice_prefill
+        groups = self._token_groups
+        expand(self._products, y, groups.gather(x), lora_b_stacked, groups, 0, None, add_inputs)
 
     def add_lora_logits(
         self,
@@ -225,8 +253,9 @@ class BatchedPunicaWrapperCPU(PunicaWrapperCPU):
         if buffer is None:
             # float32, as the reference and the Triton op
             buffer = torch.zeros((x.size(0), lora_b_stacked.size(-1)), dtype=torch.float32, device=x.device)
-        shrink(self._products, buffer, x, lora_a_stacked, self._sampler_groups, scale)
-        expand(self._products, y, buffer, lora_b_stacked, self._sampler_groups, 0, None, add_inputs=True)
+        groups = self._sampler_groups
+        shrink(self._products, buffer, groups.gather(x), lora_a_stacked, groups, scale)
+        expand(self._products, y, groups.gather(buffer), lora_b_stacked, groups, 0, None, add_inputs=True)
 
     def apply_lora_full_linear(
         self,
@@ -237,6 +266,7 @@ class BatchedPunicaWrapperCPU(PunicaWrapperCPU):
         module_enabled: torch.Tensor,
     ) -> None:
         adapter_y = torch.zeros((x.size(0), weight_stacked.size(-2)), dtype=torch.float32, device=x.device)
-        shrink(self._products, adapter_y, x, weight_stacked, self._sampler_groups, 1.0)
+        groups = self._sampler_groups
+        shrink(self._products, adapter_y, groups.gather(x), weight_stacked, groups, 1.0)
         # Rows without an adapter keep y: the base class selects by the same sampler indices.
         y.copy_(self._select_full_linear_output(y, adapter_y, bias_stacked, module_enabled))

@@ -275,12 +275,17 @@ def test_rows_without_an_adapter_are_left_alone_with_every_slot_full(shapes: Sha
 
 
 def test_row_groups() -> None:
-    """Adjacent rows of a slot become one view; a slot in separate runs becomes an index list; -1 none."""
-    groups = group_rows(torch.tensor([2, 2, -1, 0, 2, -1, -1, 3]))
-    as_lists = {g.slot: g.rows if isinstance(g.rows, slice) else g.rows.tolist() for g in groups}
-    assert as_lists == {2: [0, 1, 4], 0: slice(3, 4), 3: slice(7, 8)}
-    assert group_rows(torch.tensor([-1, -1])) == []
-    assert group_rows(torch.empty(0, dtype=torch.long)) == []
+    """Slots whose rows lie together are read in place; otherwise the rows with an adapter are gathered
+    once, slot by slot; rows without an adapter (-1) are left out either way."""
+    together = group_rows(torch.tensor([2, 2, -1, 0, 0, 0, -1, 3]))
+    assert together.order is None and together.spans == ((2, 0, 2), (0, 3, 6), (3, 7, 8))
+    apart = group_rows(torch.tensor([2, 2, -1, 0, 2, -1, -1, 3]))
+    assert apart.order is not None and apart.order.tolist() == [3, 0, 1, 4, 7]
+    assert apart.spans == ((0, 0, 1), (2, 1, 4), (3, 4, 5))
+    x = torch.arange(8.0).unsqueeze(1)
+    assert apart.gather(x).squeeze(1).tolist() == [3.0, 0.0, 1.0, 4.0, 7.0]
+    for none in (torch.tensor([-1, -1]), torch.empty(0, dtype=torch.long)):
+        assert group_rows(none).spans == ()
 
 
 def test_empty_batch() -> None:
@@ -290,8 +295,8 @@ def test_empty_batch() -> None:
     buffer, y = torch.zeros(0, 8), torch.zeros(0, 32)
     groups = group_rows(torch.empty(0, dtype=torch.long))
     products = SlotProducts()
-    shrink(products, buffer, torch.zeros(0, 32), a, groups, 1.0)
-    expand(products, y, buffer, b, groups, 0, None, add_inputs=True)
+    shrink(products, buffer, groups.gather(torch.zeros(0, 32)), a, groups, 1.0)
+    expand(products, y, groups.gather(buffer), b, groups, 0, None, add_inputs=True)
     assert y.shape == (0, 32)
 
 
