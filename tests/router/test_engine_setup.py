@@ -11,11 +11,13 @@ import httpx
 from router.engine.cpu_lora_plugin import SUPPORTED_VLLM_CPU
 from router.engine.dtype import engine_dtype
 from router.process import ServiceProcess
+from router.settings import Settings
 
 
 def test_health_shows_the_dtype_and_lora_ops_and_why(http: httpx.Client, base_model_dir: Path) -> None:
     setup = http.get("/health").json()["engine_setup"]
-    expected = engine_dtype("auto", base_model_dir)
+    # The service inherits this environment (LORA_ROUTER_DTYPE may force a dtype; by default, auto).
+    expected = engine_dtype(Settings().dtype, base_model_dir)
     assert (setup["dtype"], setup["dtype_reason"]) == (expected.dtype, expected.reason)
     assert setup["lora_ops"] == "batched" and SUPPORTED_VLLM_CPU in setup["lora_ops_reason"]
     assert setup["identity_base"] is False
