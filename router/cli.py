@@ -433,10 +433,15 @@ def replica(
     adapter loading, its flags taken from the same settings the routers read."""
     import os
 
-    from router.replica import replica_command, replica_env
+    from router.replica import check_base_requests, replica_command, replica_dtype, replica_env
 
     settings = _settings()
-    command = replica_command(settings, host=host, port=port)
+    try:
+        check_base_requests(settings)
+    except ValueError as error:
+        typer.echo(f"replica not started: {error}", err=True)
+        raise typer.Exit(1) from None
+    command = replica_command(settings, host=host, port=port, dtype=replica_dtype(settings))
     os.execvpe(command[0], command, {**os.environ, **replica_env(settings)})
 
 
@@ -1058,18 +1063,27 @@ def bench_engine(
     rank: Annotated[int, typer.Option(help="Rank of the random adapters made when none are given.")] = 16,
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache on the CPU engine.")] = 2.0,
     gpu_memory_utilization: Annotated[float, typer.Option(help="Share of GPU memory (CUDA).")] = 0.85,
+    dtype: Annotated[
+        str, typer.Option(help="auto, bfloat16, float16 or float32 (as LORA_ROUTER_DTYPE).")
+    ] = "auto",
+    cpu_lora_ops: Annotated[
+        str, typer.Option(help="batched or vllm (as LORA_ROUTER_CPU_LORA_OPS).")
+    ] = "batched",
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
 ) -> None:
     """Scenario 1, the engine alone: output tokens/s and latency for the base model, one adapter and N
     adapters mixed in one stream, at each concurrency (vLLM batches different adapters together)."""
     import asyncio
+    from dataclasses import asdict
+
+    import pydantic
 
     from router.bench.engine import cold_adapter, relative_to_single_adapter, run_engine_bench
     from router.bench.fixtures import describe_model, lora_rank_limit
     from router.bench.stats import environment, write_json
     from router.bench.workload import grid
     from router.engine import AdapterRef
-    from router.engine.vllm_engine import VllmEngine
+    from router.engine.vllm_engine import VllmEngine, engine_setup
 
     base = _base_model(base_model_dir, "--base-model-dir")
     counts, concurrencies = _int_list(adapter_counts), _int_list(concurrency)
@@ -1078,19 +1092,25 @@ def bench_engine(
     streams = grid(
         counts, concurrencies, prompt_tokens=prompt_tokens, output_tokens=output_tokens, waves=waves
     )
-    settings = _settings(
-        base_model_path=base,
-        base_model_name=base.name,
-        max_loras=max(1, *counts),
-        max_cpu_loras=max(1, *counts),
-        max_lora_rank=lora_rank_limit(folders) if folders else 16,
-        max_model_len=max(128, prompt_tokens + output_tokens + 16),
-        kv_cache_gib=kv_cache_gib,
-        gpu_memory_utilization=gpu_memory_utilization,
-    )
+    try:
+        settings = _settings(
+            base_model_path=base,
+            base_model_name=base.name,
+            max_loras=max(1, *counts),
+            max_cpu_loras=max(1, *counts),
+            max_lora_rank=lora_rank_limit(folders) if folders else 16,
+            max_model_len=max(128, prompt_tokens + output_tokens + 16),
+            kv_cache_gib=kv_cache_gib,
+            gpu_memory_utilization=gpu_memory_utilization,
+            dtype=dtype,
+            cpu_lora_ops=cpu_lora_ops,
+        )
+    except pydantic.ValidationError as error:
+        raise typer.BadParameter(str(error)) from None
+    setup = engine_setup(settings)
 
     async def measure() -> tuple[list[dict], dict]:  # type: ignore[type-arg]
-        engine = VllmEngine.from_settings(settings)
+        engine = VllmEngine.from_settings(settings, setup)
         try:
             with _progress() as progress:
                 task = progress.add_task("engine: warm-up, then each stream", total=len(streams) + 1)
@@ -1109,6 +1129,7 @@ def bench_engine(
     result = {
         "scenario": "engine",
         "model": describe_model(base),
+        "engine_setup": asdict(setup),
         "adapter_rank": _adapter_rank(folders) if folders else None,
         "prompt_tokens": prompt_tokens,
         "output_tokens": output_tokens,
@@ -1122,7 +1143,8 @@ def bench_engine(
         )
     )
     _print_rows(
-        f"engine: {base.name}, prompt {prompt_tokens} / output {output_tokens} tokens",
+        f"engine: {base.name} in {setup.dtype}, {setup.lora_ops} LoRA ops, prompt {prompt_tokens} / output "
+        f"{output_tokens} tokens",
         rows,
         {
             "adapters": "adapters",
@@ -1136,6 +1158,66 @@ def bench_engine(
         },
     )
     if out:
+        write_json(out, result)
+        typer.echo(f"wrote {out}")
+
+
+@bench_app.command("lora-ops")
+def bench_lora_ops(
+    base_model_dir: Annotated[Path | None, _BENCH_OPTIONS["base_model_dir"]] = None,
+    rank: Annotated[int, typer.Option(help="LoRA rank (the engine's max_lora_rank).")] = 16,
+    adapters: Annotated[int, typer.Option(help="Adapters mixed in the batch-16 cases.")] = 4,
+    dtypes: Annotated[str, typer.Option(help="Comma-separated: float32, bfloat16.")] = "float32,bfloat16",
+    repeats: Annotated[int, typer.Option(help="Timed steps per case (the median is reported).")] = 5,
+    threads: Annotated[
+        int, typer.Option(help="Torch threads (vLLM's CPU worker gets the cores minus one: 1 on 2 cores).")
+    ] = 1,
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+) -> None:
+    """vLLM's CPU LoRA ops against the batched ones, alone: one engine step's LoRA work on the model's
+    layer shapes, for decode at batch 1 and 16 and 30-token prefills."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from router.bench.lora_ops import run_lora_ops_bench
+    from router.bench.stats import environment, write_json
+
+    base = _base_model(base_model_dir, "--base-model-dir")
+    try:
+        torch_dtypes = [getattr(torch, name) for name in dtypes.split(",") if name.strip()]
+    except AttributeError as error:
+        raise typer.BadParameter(str(error), param_hint="--dtypes") from None
+    with _progress() as progress:
+        task = progress.add_task("LoRA ops: each case, vLLM's then batched", total=len(torch_dtypes) * 5)
+        rows = run_lora_ops_bench(
+            base,
+            rank=rank,
+            adapters=adapters,
+            dtypes=torch_dtypes,
+            repeats=repeats,
+            on_done=lambda _: progress.advance(task),
+        )
+    _print_rows(
+        f"LoRA ops per engine step: {base.name}, rank {rank}, {torch.get_num_threads()} torch threads",
+        rows,
+        {
+            "case": "case",
+            "dtype": "dtype",
+            "tokens": "tokens",
+            "vllm_ms": "vLLM ops ms",
+            "batched_ms": "batched ms",
+            "speedup": "speed-up",
+        },
+    )
+    if out:
+        result = {
+            "scenario": "lora-ops",
+            "model": base.name,
+            "rank": rank,
+            "torch_threads": torch.get_num_threads(),
+            "environment": environment(),
+            "rows": rows,
+        }
         write_json(out, result)
         typer.echo(f"wrote {out}")
 

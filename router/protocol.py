@@ -542,6 +542,18 @@ class ReplicaInfo(BaseModel):
     recoveries: int
 
 
+class EngineSetupInfo(BaseModel):
+    """How the in-process engine was set up for this machine (settings `dtype`, `cpu_lora_ops`), and why."""
+
+    dtype: str
+    dtype_reason: str
+    lora_ops: Literal["batched", "vllm"]
+    """`batched`: this project's CPU LoRA ops (rows grouped by adapter); `vllm`: vLLM's own."""
+    lora_ops_reason: str
+    identity_base: bool
+    """Base-model requests run through an all-zero adapter (needed on vLLM's own CPU LoRA ops only)."""
+
+
 class EngineInfo(BaseModel):
     backend: Literal["vllm", "remote"]
     state: str

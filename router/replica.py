@@ -6,11 +6,31 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from router.engine.cpu_lora_plugin import OPS_ENV, engine_lora_ops
+from router.engine.dtype import engine_dtype
 from router.process import ServiceProcess, free_port
 from router.settings import Settings
 
 
-def replica_command(settings: Settings, *, host: str, port: int) -> list[str]:
+def check_base_requests(settings: Settings) -> None:
+    """Refuse a replica whose LoRA ops would answer base-model requests with an adapter: vLLM's own CPU ops,
+    unless the routers send those requests through the identity adapter (a setting both sides read)."""
+    ops = engine_lora_ops(settings.cpu_lora_ops)
+    if ops.base_needs_identity and not settings.replica_identity_base:
+        raise ValueError(
+            f"this CPU replica would run vLLM's own LoRA ops ({ops.reason}), which apply the last slot's "
+            "adapter to base-model requests: set LORA_ROUTER_REPLICA_IDENTITY_BASE=true for routers and "
+            "replicas, or let it run the batched ops (LORA_ROUTER_CPU_LORA_OPS=batched)"
+        )
+
+
+def replica_dtype(settings: Settings) -> str:
+    """The dtype a replica on this machine runs: ``settings.dtype`` resolved for its hardware."""
+    return engine_dtype(settings.dtype, settings.resolved_base_model_path).dtype
+
+
+def replica_command(settings: Settings, *, host: str, port: int, dtype: str) -> list[str]:
+    """vLLM's server command for a replica; ``dtype`` as ``replica_dtype`` resolves it on the replica."""
     # One slot more than the service's own limits when base requests go through the identity adapter.
     extra = 1 if settings.replica_identity_base else 0
     command = [
@@ -31,7 +51,7 @@ def replica_command(settings: Settings, *, host: str, port: int) -> list[str]:
         "--max-model-len",
         str(settings.max_model_len),
         "--dtype",
-        settings.dtype,
+        dtype,
         "--seed",
         str(settings.seed),
         # The model's generation_config.json must not add sampling defaults the in-process engine never uses.
@@ -54,6 +74,8 @@ def replica_env(settings: Settings) -> dict[str, str]:
         # /v1/load_lora_adapter and /v1/unload_lora_adapter: how routers place adapters on the replica.
         "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "true",
         "VLLM_CPU_KVCACHE_SPACE": f"{settings.kv_cache_gib:g}",
+        # Read by this project's vLLM plugin in the server's processes (router/engine/cpu_lora_plugin.py).
+        OPS_ENV: settings.cpu_lora_ops,
         "HF_HUB_OFFLINE": "1",
     }
 
@@ -61,5 +83,6 @@ def replica_env(settings: Settings) -> dict[str, str]:
 def replica_process(settings: Settings, log_path: Path) -> ServiceProcess:
     """A replica on loopback and a free port, as a child process (tests, benchmarks); not started yet."""
     port = free_port()
-    command = replica_command(settings, host="127.0.0.1", port=port)
+    check_base_requests(settings)
+    command = replica_command(settings, host="127.0.0.1", port=port, dtype=replica_dtype(settings))
     return ServiceProcess(replica_env(settings), log_path, command, port=port, ready_path="/health")

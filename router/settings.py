@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from router.engine.cpu_lora_plugin import LoraOps
+from router.engine.dtype import DtypeSetting
+
 DEFAULT_BASE_MODEL = "SmolLM2-135M-Instruct"
 AUTO_MODEL = "auto"
 
@@ -91,9 +94,10 @@ class Settings(BaseSettings):
         "outstanding requests than this (it batches them; another replica would load the adapter first).",
     )
     replica_identity_base: bool = Field(
-        default=True,
-        description="Remote engine: send base-model requests through an all-zero adapter (needed on CPU "
-        "replicas, where vLLM mixes base and LoRA tokens wrongly).",
+        default=False,
+        description="Remote engine: send base-model requests through an all-zero adapter. Only CPU replicas "
+        "on vLLM's own LoRA ops need it (they mix base and LoRA tokens wrongly); `lora-router replica` runs "
+        "the batched ops and refuses to start on vLLM's without it.",
     )
     max_model_len: int = Field(
         default=2048, ge=128, description="Context length (prompt + completion tokens)."
@@ -109,7 +113,17 @@ class Settings(BaseSettings):
     gpu_memory_utilization: float = Field(
         default=0.85, gt=0, le=1, description="Share of GPU memory (CUDA engine)."
     )
-    dtype: str = Field(default="bfloat16", description="Engine weight dtype.")
+    dtype: DtypeSetting = Field(
+        default="auto",
+        description="Engine weight dtype. auto: on the CPU, float32 unless it has native bfloat16 "
+        "(AVX512-BF16, AMX; without them bfloat16 is emulated, several times slower); on a GPU, the model's.",
+    )
+    cpu_lora_ops: LoraOps = Field(
+        default="batched",
+        description="LoRA ops of vLLM's CPU engine: 'batched' (this project's vLLM plugin: rows grouped by "
+        "adapter, none for base-model rows) or 'vllm' (vLLM's per-token reference ops). Handed to the "
+        "engine's processes as LORA_ROUTER_CPU_LORA_OPS.",
+    )
     seed: int = 0
 
     # Request defaults and limits

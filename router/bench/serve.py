@@ -362,9 +362,8 @@ def run_serve_bench(
         "Client: vLLM's own serving benchmark (vllm.benchmarks.serve), random prompts of input_len tokens "
         "with the same seed for both servers, output_len tokens each (ignore_eos), temperature 0, adapters "
         "assigned round-robin; every request goes to an adapter.",
-        "Our CPU engine routes base-model requests through an extra all-zero identity adapter and so has one "
-        "LoRA slot more (max_loras + 1, max_cpu_loras + 1) than plain vLLM; no request here goes to the "
-        "base model, so that slot stays idle.",
+        "Both servers start vLLM from this environment, so vLLM loads this project's CPU LoRA ops plugin in "
+        "both (LORA_ROUTER_CPU_LORA_OPS, inherited by both): the same LoRA kernels on both sides.",
     ]
     if bench.api == "chat":
         notes.append(

@@ -31,11 +31,13 @@ def build_engine(settings: Settings) -> ManagedEngine:
 
         return ReplicaPool.from_settings(settings)
     from router.engine.supervisor import EngineSupervisor
-    from router.engine.vllm_engine import VllmEngine
+    from router.engine.vllm_engine import VllmEngine, engine_setup
 
+    setup = engine_setup(settings)
     # The in-process engine is rebuilt by its supervisor when it dies or hangs.
     return EngineSupervisor(
-        lambda: VllmEngine.from_settings(settings),
+        lambda: VllmEngine.from_settings(settings, setup),
+        setup=setup,
         max_model_len=settings.max_model_len,
         hang_s=settings.engine_hang_s,
     )

@@ -122,6 +122,19 @@ class ReplicaStatus:
     recoveries: int
 
 
+@dataclass(frozen=True)
+class EngineSetup:
+    """How the in-process engine was set up for this machine, and why."""
+
+    dtype: str
+    dtype_reason: str
+    lora_ops: str
+    """``batched`` (this project's CPU LoRA ops) or ``vllm`` (vLLM's own)."""
+    lora_ops_reason: str
+    identity_base: bool
+    """Base-model requests run through the all-zero identity adapter (vLLM's own CPU LoRA ops only)."""
+
+
 class EngineError(RuntimeError):
     """The engine could not serve a request (dead, overloaded, or it rejected the input)."""
 
@@ -182,6 +195,11 @@ class ManagedEngine(Engine, Protocol):
 
     def replicas(self) -> list[ReplicaStatus]:
         """The replicas it spreads requests over; empty for the in-process engine."""
+        ...
+
+    @property
+    def setup(self) -> EngineSetup | None:
+        """The in-process engine's dtype and LoRA ops; None for replicas (each logs its own)."""
         ...
 
     async def start(self) -> None: ...

@@ -144,6 +144,10 @@ class ReplicaPool:
     def restarts(self) -> int:
         return sum(r.recoveries for r in self._replicas)
 
+    @property
+    def setup(self) -> None:
+        return None
+
     def replicas(self) -> list[ReplicaStatus]:
         return [
             ReplicaStatus(

@@ -16,7 +16,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from enum import StrEnum
 
-from router.engine.base import AdapterRef, Engine, EngineError, GenerationStep, ReplicaStatus, SamplingOptions
+from router.engine.base import (
+    AdapterRef,
+    Engine,
+    EngineError,
+    EngineSetup,
+    GenerationStep,
+    ReplicaStatus,
+    SamplingOptions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +53,14 @@ class EngineSupervisor:
         self,
         build: Callable[[], Engine],
         *,
+        setup: EngineSetup | None = None,
         max_model_len: int,
         hang_s: float,
         poll_s: float = 0.5,
         rebuild_backoff_s: float = 5.0,
     ) -> None:
         self.max_model_len = max_model_len
+        self.setup = setup
         self._build = build
         self._hang_s = hang_s
         self._poll_s = poll_s

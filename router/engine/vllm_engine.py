@@ -16,11 +16,14 @@ from router.engine.base import (
     AdapterRef,
     CompletionDelta,
     EngineError,
+    EngineSetup,
     GenerationStep,
     RequestRejected,
     SamplingOptions,
     TokenLogprob,
 )
+from router.engine.cpu_lora_plugin import OPS_ENV, engine_lora_ops
+from router.engine.dtype import engine_dtype
 from router.engine.identity_lora import IDENTITY_LORA_ID, IDENTITY_LORA_NAME, identity_adapter
 
 if TYPE_CHECKING:
@@ -34,6 +37,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def engine_setup(settings: Settings) -> EngineSetup:
+    """The dtype and LoRA ops an engine started from here runs, for this machine and these settings."""
+    dtype = engine_dtype(settings.dtype, settings.resolved_base_model_path)
+    ops = engine_lora_ops(settings.cpu_lora_ops)
+    return EngineSetup(
+        dtype=dtype.dtype,
+        dtype_reason=dtype.reason,
+        lora_ops=ops.ops,
+        lora_ops_reason=ops.reason,
+        identity_base=ops.base_needs_identity,
+    )
+
+
 class VllmEngine:
     """Adapters are passed per request as ``LoRARequest``; vLLM loads an unseen one on first use and keeps
     at most ``max_cpu_loras`` in its LRU cache, ``max_loras`` of them in one batch."""
@@ -41,21 +57,25 @@ class VllmEngine:
     def __init__(self, llm: AsyncLLM, max_model_len: int, base_adapter: AdapterRef | None = None) -> None:
         self._llm = llm
         self.max_model_len = max_model_len
-        # On the CPU, base-model requests run through an all-zero adapter (see identity_lora).
+        # On vLLM's own CPU LoRA ops, base-model requests run through an all-zero adapter (see identity_lora).
         self._base_adapter = base_adapter
         self._failure: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> VllmEngine:
+    def from_settings(cls, settings: Settings, setup: EngineSetup | None = None) -> VllmEngine:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.platforms import current_platform
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        setup = setup or engine_setup(settings)
         base_adapter = None
         if current_platform.is_cpu():
             # Without it the CPU backend sizes the KV cache from the NUMA node's MemTotal, which on these VMs
             # starts small and grows on demand, and refuses to start.
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.kv_cache_gib:g}")
+        # The engine's processes read the LoRA ops setting here (cpu_lora_plugin), as they inherit it.
+        os.environ[OPS_ENV] = settings.cpu_lora_ops
+        if setup.identity_base:
             base = BaseModelInfo.from_folder(settings.resolved_base_model_path, settings.base_model_name)
             base_adapter = identity_adapter(base, settings.data_dir / "engine" / IDENTITY_LORA_NAME)
         # The identity adapter takes one slot of its own, so users keep the adapter counts they asked for.
@@ -65,7 +85,7 @@ class VllmEngine:
             model=model,
             tokenizer=model,
             served_model_name=[settings.base_model_name],
-            dtype=settings.dtype,
+            dtype=setup.dtype,
             max_model_len=settings.max_model_len,
             seed=settings.seed,
             enable_lora=True,
@@ -75,7 +95,15 @@ class VllmEngine:
             gpu_memory_utilization=settings.gpu_memory_utilization,
             disable_log_stats=True,
         )
-        logger.info("starting vLLM engine for %s", model)
+        logger.info(
+            "starting vLLM engine for %s: %s (%s); LoRA ops %s (%s)%s",
+            model,
+            setup.dtype,
+            setup.dtype_reason,
+            setup.lora_ops,
+            setup.lora_ops_reason,
+            "; base-model requests through the identity adapter" if base_adapter else "",
+        )
         return cls(AsyncLLM.from_engine_args(args), settings.max_model_len, base_adapter)
 
     def _lora_request(self, adapter: AdapterRef | None):  # -> LoRARequest | None

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from router.engine.base import EngineError, ManagedEngine
 from router.errors import EngineUnavailableError
-from router.protocol import EngineInfo, ReplicaInfo
+from router.protocol import EngineInfo, EngineSetupInfo, ReplicaInfo
 from router.serving.admission import Admission
 from router.serving.generation import InFlight
 
@@ -23,6 +23,8 @@ class HealthStatus(BaseModel):
     refused_overloaded: int
     engine: str
     engine_restarts: int
+    engine_setup: EngineSetupInfo | None
+    """The in-process engine's dtype and LoRA ops; null for remote replicas (each logs its own)."""
     started_at: int
 
 
@@ -45,6 +47,7 @@ class HealthServing:
             refused_overloaded=self._admission.refused,
             engine=self._engine.state,
             engine_restarts=self._engine.restarts,
+            engine_setup=EngineSetupInfo(**asdict(setup)) if (setup := self._engine.setup) else None,
             started_at=self._started_at,
         )
 

@@ -67,10 +67,11 @@ def replica_options(command: list[str]) -> dict[str, Any]:
     return replica.make_context("replica", list(command[2:])).params
 
 
-def vllm_argv(env: dict[str, str], command: list[str]) -> list[str]:
-    """The arguments `lora-router replica` (``command``) hands vLLM's server in this environment."""
+def vllm_argv(env: dict[str, str], command: list[str], *, dtype: str) -> list[str]:
+    """The arguments `lora-router replica` (``command``) hands vLLM's server in this environment, where the
+    replica's hardware resolves the dtype setting to ``dtype``."""
     options = replica_options(command)
-    argv = replica_command(settings_from(env), host=options["host"], port=options["port"])
+    argv = replica_command(settings_from(env), host=options["host"], port=options["port"], dtype=dtype)
     module = argv.index("-m")
     assert argv[module + 1] == "vllm.entrypoints.openai.api_server", argv
     return argv[module + 2 :]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from router.engine.dtype import choose_dtype
 from router.replica import replica_env
 from tests.deploy.common import (
     compose_env,
@@ -22,6 +23,9 @@ from tests.deploy.common import (
     url_host_port,
     vllm_argv,
 )
+
+# A CPU with AVX2 and AVX-512F but no bfloat16 instructions.
+AVX2_CPUINFO = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw\n"
 
 
 @dataclass
@@ -96,7 +100,11 @@ def test_engine_commands_parse_with_vllm_and_agree_with_routers(
     }
     for case in all_cases:
         settings = settings_from(case.env)
-        args = vllm_parse(vllm_argv(case.env, case.command))
+        # The hardware picks: a CPU replica without bf16 instructions must not run emulated bf16.
+        assert settings.dtype == "auto", f"{case.where}: LORA_ROUTER_DTYPE={settings.dtype}"
+        dtype = choose_dtype(settings.dtype, cpu=not case.gpu, cpuinfo=AVX2_CPUINFO, model_dtype="bfloat16")
+        args = vllm_parse(vllm_argv(case.env, case.command, dtype=dtype.dtype))
+        assert args.dtype == ("bfloat16" if case.gpu else "float32"), case.where
         image = dockerfile_for(case.image)
         assert args.enable_lora, case.where
         assert args.model == str(prepared_model_path(image)), (

@@ -45,6 +45,7 @@ def test_engine_bench_measures_every_stream(results: Path) -> None:
     cold = result["cold_adapter"]
     assert cold["first_request_ttft"]["n"] == 3 and cold["warm_ttft"]["n"] == 9
     assert result["model"]["parameters"] > 100e6 and result["environment"]["versions"]
+    assert result["engine_setup"]["lora_ops"] == "batched" and result["engine_setup"]["dtype"]
 
 
 def test_hotswap_bench_batches_only_runs_of_one_adapter(results: Path) -> None:

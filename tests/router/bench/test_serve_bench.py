@@ -32,4 +32,4 @@ def test_bench_serve_smoke(base_model_dir: Path, adapter_library: Path, tmp_path
     for name, ratio in result["ratio_ours_over_plain"].items():
         assert ratio is not None and math.isfinite(ratio) and ratio > 0, name
     assert result["environment"]["versions"]
-    assert any("identity adapter" in note for note in result["notes"])
+    assert any("CPU LoRA ops plugin" in note for note in result["notes"])

@@ -1,0 +1,31 @@
+"""The shared service's engine, as `/health` reports it: the dtype this machine's CPU computes fastest, and
+the batched LoRA ops running inside vLLM's engine process (so base-model requests need no identity adapter;
+test_chat_api's mixed-batch test checks their answers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from router.engine.cpu_lora_plugin import SUPPORTED_VLLM_CPU
+from router.engine.dtype import engine_dtype
+from router.process import ServiceProcess
+from router.settings import Settings
+
+
+def test_health_shows_the_dtype_and_lora_ops_and_why(http: httpx.Client, base_model_dir: Path) -> None:
+    setup = http.get("/health").json()["engine_setup"]
+    # The service inherits this environment (LORA_ROUTER_DTYPE may force a dtype; by default, auto).
+    expected = engine_dtype(Settings().dtype, base_model_dir)
+    assert (setup["dtype"], setup["dtype_reason"]) == (expected.dtype, expected.reason)
+    assert setup["lora_ops"] == "batched" and SUPPORTED_VLLM_CPU in setup["lora_ops_reason"]
+    assert setup["identity_base"] is False
+
+
+def test_the_engine_process_itself_runs_the_batched_ops(service: ServiceProcess) -> None:
+    """vLLM loads the plugin in its engine core (and its worker): their log lines say so."""
+    lines = service.log_path.read_text().splitlines()
+    installed = [line for line in lines if "lora-router: batched CPU LoRA ops" in line]
+    assert any("EngineCore" in line or "Worker" in line for line in installed), installed
+    assert not any("vLLM's own LoRA ops" in line for line in lines)
