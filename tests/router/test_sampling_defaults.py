@@ -75,8 +75,8 @@ def test_prepare_writes_the_recommended_sampling_and_updates_older_folders(
     base_model_dir: Path, tmp_path: Path
 ) -> None:
     config = json.loads((base_model_dir / GENERATION_CONFIG).read_text())
-    assert {k: config[k] for k in SAMPLING_DEFAULTS} == {"do_sample": True, "temperature": 0.2, "top_p": 0.9}
-    assert ModelDefaults.from_folder(base_model_dir) == ModelDefaults(temperature=0.2, top_p=0.9)
+    assert {k: config[k] for k in SAMPLING_DEFAULTS} == {"do_sample": True, "temperature": 0.1, "top_p": 0.9}
+    assert ModelDefaults.from_folder(base_model_dir) == ModelDefaults(temperature=0.1, top_p=0.9)
     # A folder prepared before the defaults existed: same weights, no sampling values. Linked, not copied.
     older = tmp_path / DEFAULT_BASE_MODEL
     older.mkdir()
@@ -98,7 +98,7 @@ def test_a_request_without_sampling_fields_samples_as_the_model_recommends(
     client = openai.OpenAI(base_url=f"{open_service.url}/v1", api_key="unused", max_retries=0, timeout=300)
     question = [{"role": "user", "content": "What is the capital of France?"}]
     seeds = [1, 2, 3]
-    asks = [{}, {"temperature": 0.2, "top_p": 0.9}, {"temperature": 1.0, "top_p": 1.0}]
+    asks = [{}, {"temperature": 0.1, "top_p": 0.9}, {"temperature": 1.0, "top_p": 1.0}]
 
     def ask(fields: dict, seed: int) -> str:
         reply = client.chat.completions.create(
