@@ -109,6 +109,10 @@ def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServicePro
         "LORA_ROUTER_REGISTRY_FILE": str(service_data_dir / "registry.yaml"),
         "LORA_ROUTER_KV_CACHE_GIB": "1",
         "LORA_ROUTER_MAX_MODEL_LEN": "2048",
+        # Greedy answers alone and inside a mixed batch are compared token for token (test_chat_api,
+        # test_served_experts): float32 keeps vLLM's own batch-shape rounding below a greedy flip, bfloat16
+        # does not (README, "The CPU engine's dtype"). open_service runs the machine's automatic dtype.
+        "LORA_ROUTER_DTYPE": "float32",
         # Retraining in tests needs to be quick, not as good as the shipped default.
         "LORA_ROUTER_ROUTER_TRAIN_ITERATIONS": "10",
         "LORA_ROUTER_API_KEYS": API_KEYS_SETTING,
