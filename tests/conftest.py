@@ -113,8 +113,6 @@ def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServicePro
         # test_served_experts): float32 keeps vLLM's own batch-shape rounding below a greedy flip, bfloat16
         # does not (README, "The CPU engine's dtype"). open_service runs the machine's automatic dtype.
         "LORA_ROUTER_DTYPE": "float32",
-        # Retraining in tests needs to be quick, not as good as the shipped default.
-        "LORA_ROUTER_ROUTER_TRAIN_ITERATIONS": "10",
         "LORA_ROUTER_API_KEYS": API_KEYS_SETTING,
         "LORA_ROUTER_ADMIN_LOCALHOST": "false",  # whatever the caller's shell says
         "LORA_ROUTER_MAX_ADMITTED": str(MAX_ADMITTED),

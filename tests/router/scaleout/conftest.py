@@ -91,7 +91,6 @@ def cluster(
             "LORA_ROUTER_SYNC_S": str(SYNC_S),
             "LORA_ROUTER_API_KEYS": API_KEYS_SETTING,
             "LORA_ROUTER_ADMIN_LOCALHOST": "false",
-            "LORA_ROUTER_ROUTER_TRAIN_ITERATIONS": "10",
         }
         # A starts with the default router in its data folder and shares it; B starts with none of its own.
         data_a, data_b = work / "router-a", work / "router-b"
