@@ -130,6 +130,8 @@ class AdapterRegistry:
                     continue
                 try:
                     pending.append((reg, self._check(reg, pending=len(pending))))
+                except AdapterExistsError:
+                    raise  # stored by another replica since the line above: seed_from_yaml goes round again
                 except RegistryError as exc:
                     raise RegistryError(
                         f"registry file {path}, adapter #{index + 1} ({reg.name!r}), field {exc.param}: "

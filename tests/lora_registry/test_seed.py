@@ -164,3 +164,40 @@ def test_a_seed_raced_by_another_replica_rolls_back_and_registers_the_rest_once(
     finally:
         store.rival.close()
         store.close()
+
+
+class RacedBeforeCheckStore(SqliteAdapterStore):
+    """A real store where a rival replica stores ``beta`` right after this one first looked it up."""
+
+    def __init__(self, path: Path, fields: dict[str, Any]) -> None:
+        super().__init__(path)
+        self.rival = SqliteAdapterStore(path)
+        self.fields = fields
+
+    def get(self, name: str) -> AdapterSpec | None:
+        found = super().get(name)
+        if name == "beta" and self.rival.get("beta") is None:
+            self.rival.add(**self.fields)
+        return found
+
+
+def test_a_seed_raced_between_lookup_and_check_goes_round_again(
+    tmp_path: Path, adapter_root: Path, base_info: BaseModelInfo
+) -> None:
+    # What the rival stores: beta as the same file registers it (so its own fields, not invented ones).
+    template = SqliteAdapterStore(tmp_path / "template.sqlite3")
+    try:
+        make_registry(template, adapter_root, base_info).seed_from_yaml(write(tmp_path, GOOD))
+        beta = template.get("beta")
+        assert beta is not None
+        fields = {key: value for key, value in vars(beta).items() if key != "id"}
+    finally:
+        template.close()
+    store = RacedBeforeCheckStore(tmp_path / "raced.sqlite3", fields)
+    try:
+        added = make_registry(store, adapter_root, base_info).seed_from_yaml(write(tmp_path, GOOD))
+        assert [spec.name for spec in added] == ["alpha"]
+        assert sorted(spec.name for spec in store.list()) == ["alpha", "beta"]
+    finally:
+        store.rival.close()
+        store.close()
