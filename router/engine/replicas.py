@@ -326,6 +326,8 @@ async def _until_down(
             await asyncio.wait({next_step, down}, return_when=asyncio.FIRST_COMPLETED)
             if not next_step.done():
                 next_step.cancel()
+                # Until the cancelled read has unwound, ``steps`` is still running and cannot be closed.
+                await asyncio.wait({next_step})
                 raise EngineError(f"engine replica {replica.url} went down: {replica.reason}")
             try:
                 step = next_step.result()
