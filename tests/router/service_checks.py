@@ -77,6 +77,9 @@ def chat(url: str, body: dict[str, Any], key: str = USER_KEY) -> Outcome:
             return Outcome(time.monotonic(), response.status_code, [response.json()])
         events: list[Any] = []
         with user.stream("POST", "/v1/chat/completions", json=body) as response:
+            if response.status_code != 200:
+                # Refused before its first token (headers not sent yet): a plain JSON error, as unstreamed.
+                return Outcome(time.monotonic(), response.status_code, [json.loads(response.read())])
             for line in response.iter_lines():
                 if line.startswith("data: "):
                     data = line.removeprefix("data: ")
