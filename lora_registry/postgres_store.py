@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from database.migrations import migrate
 from lora_registry.errors import AdapterExistsError, RegistryUnavailableError
-from lora_registry.migrations import migrate
 from lora_registry.spec import AdapterSpec
 from lora_registry.store import COLUMNS, FIELDS, _to_row, _to_spec
 

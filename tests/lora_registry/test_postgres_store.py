@@ -9,9 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from database.migrations import migrate, migrations
 from lora_registry import SqliteAdapterStore, open_adapter_store
 from lora_registry.errors import RegistryUnavailableError
-from lora_registry.migrations import migrate, migrations
 from lora_registry.postgres_store import Database, PostgresAdapterStore
 from tests.lora_registry.test_store import add
 from tests.postgres import PostgresCluster

@@ -1,0 +1,1 @@
+"""The PostgreSQL database that router replicas share: its numbered migrations, and the connection to it."""
