@@ -9,10 +9,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from database import Database
 from database.migrations import migrate, migrations
 from lora_registry import SqliteAdapterStore, open_adapter_store
 from lora_registry.errors import RegistryUnavailableError
-from lora_registry.postgres_store import Database, PostgresAdapterStore
+from lora_registry.postgres_store import PostgresAdapterStore
 from tests.lora_registry.test_store import add
 from tests.postgres import PostgresCluster
 
