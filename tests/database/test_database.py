@@ -10,7 +10,7 @@ import pytest
 
 from database import Database
 from database.migrations import migrate, migrations
-from tests.postgres import PostgresCluster
+from tests.postgres import PostgresCluster, drop_connections
 
 
 def applied_versions(url: str) -> list[int]:
@@ -46,6 +46,41 @@ def test_replicas_starting_together_migrate_once(postgres: PostgresCluster) -> N
     every = [version for version, _ in migrations()]
     assert sorted(results) == [[], [], [], every]
     assert applied_versions(url) == every
+
+
+def test_opening_migrates_and_each_call_is_one_transaction(postgres: PostgresCluster) -> None:
+    url = postgres.create_database()
+    db = Database(url)
+    try:
+        assert applied_versions(url) == [version for version, _ in migrations()]
+        db.run(lambda conn: conn.execute("CREATE TABLE t (x integer)"))
+
+        def insert_then_fail(conn: psycopg.Connection) -> None:
+            conn.execute("INSERT INTO t VALUES (1)")
+            raise ValueError("the work failed")
+
+        with pytest.raises(ValueError):
+            db.run(insert_then_fail)
+        db.run(lambda conn: conn.execute("INSERT INTO t VALUES (2)"))
+        assert db.run(lambda conn: conn.execute("SELECT x FROM t").fetchall()) == [(2,)]
+    finally:
+        db.close()
+
+
+def test_a_connection_broken_while_idle_is_replaced(
+    postgres: PostgresCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = postgres.create_database()
+    db = Database(url)
+    try:
+        db.run(lambda conn: conn.execute("CREATE TABLE t (x integer)"))
+        drop_connections(url)  # as a server restart between two calls does
+        # Even a write is safe to send again: the old connection failed at BEGIN, before any of it went out.
+        db.run(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
+        assert db.run(lambda conn: conn.execute("SELECT x FROM t").fetchall()) == [(1,)]
+        assert "connection broke; opening a new one" in caplog.text
+    finally:
+        db.close()
 
 
 def test_a_call_whose_connection_breaks_midway_fails_alone(postgres: PostgresCluster) -> None:
