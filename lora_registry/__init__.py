@@ -11,9 +11,10 @@ from lora_registry.errors import (
     InvalidAdapterNameError,
     RegistryError,
 )
+from lora_registry.open_store import open_adapter_store
 from lora_registry.registry import AdapterRegistry
 from lora_registry.spec import AdapterRegistration, AdapterSpec, GenerationDefaults, check_adapter_name
-from lora_registry.store import AdapterStore, SqliteAdapterStore, open_adapter_store
+from lora_registry.store import AdapterStore, SqliteAdapterStore
 from lora_registry.validation import ValidatedAdapter, validate_adapter_folder
 
 __all__ = [

@@ -141,15 +141,6 @@ class SqliteAdapterStore:
         return self._conn
 
 
-def open_adapter_store(database_url: str | None, sqlite_path: Path) -> AdapterStore:
-    """On PostgreSQL, shared by router replicas, when ``database_url`` is set; else one SQLite file."""
-    if database_url:
-        from lora_registry.postgres_store import PostgresAdapterStore
-
-        return PostgresAdapterStore(database_url)
-    return SqliteAdapterStore(sqlite_path)
-
-
 def _to_row(entry: dict[str, Any]) -> tuple:
     defaults: GenerationDefaults = entry["defaults"]
     return (

@@ -26,8 +26,8 @@ from router.observability.context import RequestIdMiddleware
 from router.observability.metrics import ServiceMetrics
 from router.protocol import REFUSED, ErrorResponse
 from router.routing.manager import RouterManager, TrainingOptions
+from router.routing.open_store import open_router_store
 from router.routing.policy import PolicyConfig
-from router.routing.store import RouterStore
 from router.serving.adapters import AdapterServing
 from router.serving.admission import Admission
 from router.serving.chat import ChatServing
@@ -76,7 +76,7 @@ def build_router(settings: Settings, registry: AdapterRegistry) -> RouterManager
     # The engine core is another process with its own threads; more here only fight it for the cores.
     # (The ONNX encoder gets the same bound through RouterStore.)
     torch.set_num_threads(settings.router_threads)
-    store = RouterStore.for_settings(settings)
+    store = open_router_store(settings)
     if settings.database_url:
         from router.routing.shared_store import PostgresRouterStore
 

@@ -52,7 +52,7 @@ def _train_router_with_progress(settings, examples: Path) -> str:  # noqa: ANN00
 def prepare(force: Annotated[bool, typer.Option(help="Rebuild even if already prepared.")] = False) -> None:
     """Write the base model (SmolLM2-135M-Instruct, bf16 safetensors) and train the default router."""
     from router.prepare import prepare_base_model
-    from router.routing.store import RouterStore
+    from router.routing.open_store import open_router_store
 
     settings = _settings()
     target = settings.resolved_base_model_path
@@ -64,7 +64,7 @@ def prepare(force: Annotated[bool, typer.Option(help="Rebuild even if already pr
         )
         progress.update(task, description="base model: done", total=1, completed=1)
     typer.echo(f"base model {'written to' if written else 'already prepared at'} {target}")
-    if force or RouterStore.for_settings(settings).current_version() is None:
+    if force or open_router_store(settings).current_version() is None:
         _train_router_with_progress(settings, settings.resolved_router_examples_file)
     else:
         typer.echo("router already trained (retrain with `lora-router train-router`)")
@@ -595,12 +595,12 @@ def bench_router(
     from classifier import load_examples
     from router.bench.routing import classifier_latency, service_ttft
     from router.bench.stats import write_json
-    from router.routing.store import RouterStore
+    from router.routing.open_store import open_router_store
 
     settings = _settings()
     _quiet_transformers()
     torch.set_num_threads(settings.router_threads)  # as inside the service
-    version = RouterStore.for_settings(settings).current_version()
+    version = open_router_store(settings).current_version()
     if version is None:
         raise typer.BadParameter("no router trained yet: run `lora-router prepare` or `train-router` first")
     texts = [
@@ -618,7 +618,7 @@ def bench_router(
     latency: dict[str, dict] = {}
     with _progress() as progress:
         for backend in ("onnx", "torch"):
-            store = RouterStore.for_settings(settings.model_copy(update={"router_backend": backend}))
+            store = open_router_store(settings.model_copy(update={"router_backend": backend}))
             classifier, _ = store.load(version)
             task = progress.add_task(f"classifier latency ({classifier.backend})", total=n)
             latency[classifier.backend] = classifier_latency(

@@ -81,3 +81,15 @@ class PostgresCluster:
             text=True,
             timeout=60,
         )
+
+
+def drop_connections(url: str) -> None:
+    """What a server restart does to the clients of one database."""
+    database = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchall()
+    assert killed and all(ok for (ok,) in killed)

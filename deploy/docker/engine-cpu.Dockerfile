@@ -15,6 +15,7 @@ COPY pyproject.toml README.md ./
 COPY router router
 COPY classifier classifier
 COPY lora_registry lora_registry
+COPY database database
 COPY experts experts
 # As `make install`: torchvision/torchaudio/torchcodec from PyPI break `import transformers` beside torch+cpu.
 RUN python -m venv .venv \

@@ -13,6 +13,7 @@ COPY pyproject.toml README.md ./
 COPY router router
 COPY classifier classifier
 COPY lora_registry lora_registry
+COPY database database
 COPY experts experts
 RUN python -m venv .venv \
     && .venv/bin/pip install '.[cuda]' \

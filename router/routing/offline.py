@@ -8,8 +8,8 @@ from pathlib import Path
 
 from classifier import EvalReport, IntentClassifier, check_training_set, load_examples
 from router.routing.manager import TrainingOptions
+from router.routing.open_store import open_router_store
 from router.routing.policy import PolicyConfig
-from router.routing.store import RouterStore
 from router.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def train_router(
     examples = load_examples(examples_path)
     check_training_set(examples, max_examples=options.max_examples, max_text_chars=options.max_text_chars)
     classifier = IntentClassifier.train(examples, config=options.classifier, on_progress=on_progress)
-    store = RouterStore.for_settings(settings)
+    store = open_router_store(settings)
     version = store.save(classifier, examples)
     if activate:
         store.activate(version)
@@ -36,7 +36,7 @@ def train_router(
 def evaluate_router(
     settings: Settings, heldout_path: Path, version: str | None = None
 ) -> tuple[str, EvalReport]:
-    store = RouterStore.for_settings(settings)
+    store = open_router_store(settings)
     version = version or store.current_version()
     if version is None:
         raise FileNotFoundError(f"no router in {settings.router_dir}; run `lora-router train-router` first")

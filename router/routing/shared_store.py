@@ -19,7 +19,7 @@ import psycopg
 
 from classifier import ArtifactError, Example, IntentClassifier
 from classifier.model import Backend
-from lora_registry.postgres_store import Database
+from database import Database
 from router.routing.store import RouterStore
 
 logger = logging.getLogger(__name__)

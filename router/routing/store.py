@@ -12,13 +12,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from classifier import Example, IntentClassifier, load_examples
 from classifier.model import Backend
-
-if TYPE_CHECKING:
-    from router.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -50,18 +47,6 @@ class RouterStore:
         self.root = root
         self.backend: Backend = backend
         self.threads = threads
-
-    @classmethod
-    def for_settings(cls, settings: Settings) -> RouterVersionStore:
-        """The versions shared through PostgreSQL when ``database_url`` is set (``router_dir`` caching them),
-        else those in ``router_dir``."""
-        backend, threads = settings.router_backend, settings.router_threads
-        if settings.database_url:
-            from router.routing.shared_store import PostgresRouterStore
-
-            url = settings.database_url
-            return PostgresRouterStore(url, settings.router_dir, backend=backend, threads=threads)
-        return cls(settings.router_dir, backend=backend, threads=threads)
 
     @property
     def pointer(self) -> Path:

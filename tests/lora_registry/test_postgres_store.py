@@ -1,67 +1,18 @@
-"""What only the PostgreSQL store has: migrations that replicas share, and a connection that comes back.
-(The behaviours every store has run on PostgreSQL too, in test_store.py.)"""
+"""What only the PostgreSQL adapter store has: a connection that comes back, reads that outlast an outage.
+(The behaviours every store has run on PostgreSQL too, in test_store.py; migrations and Database on their
+own, in tests/database.)"""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from lora_registry import SqliteAdapterStore, open_adapter_store
 from lora_registry.errors import RegistryUnavailableError
-from lora_registry.migrations import migrate, migrations
-from lora_registry.postgres_store import Database, PostgresAdapterStore
+from lora_registry.postgres_store import PostgresAdapterStore
 from tests.lora_registry.test_store import add
-from tests.postgres import PostgresCluster
-
-
-def applied_versions(url: str) -> list[int]:
-    with psycopg.connect(url) as conn:
-        return [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
-
-
-def test_migrations_apply_once_in_order(postgres: PostgresCluster) -> None:
-    url = postgres.create_database()
-    every = [version for version, _ in migrations()]
-    assert every == sorted(every) and every[:2] == [1, 2]
-    with psycopg.connect(url) as conn:
-        assert migrate(conn) == every
-        assert migrate(conn) == []
-    assert applied_versions(url) == every
-
-
-def test_replicas_starting_together_migrate_once(postgres: PostgresCluster) -> None:
-    url = postgres.create_database()
-    barrier = threading.Barrier(4)
-    results: list[list[int]] = []
-
-    def replica() -> None:
-        with psycopg.connect(url) as conn:
-            barrier.wait()
-            results.append(migrate(conn))
-
-    threads = [threading.Thread(target=replica) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    every = [version for version, _ in migrations()]
-    assert sorted(results) == [[], [], [], every]
-    assert applied_versions(url) == every
-
-
-def drop_connections(url: str) -> None:
-    """What a server restart does to the clients of one database."""
-    database = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(url, autocommit=True) as admin:
-        killed = admin.execute(
-            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (database,),
-        ).fetchall()
-    assert killed and all(ok for (ok,) in killed)
+from tests.postgres import PostgresCluster, drop_connections
 
 
 def test_a_broken_connection_is_replaced(postgres: PostgresCluster) -> None:
@@ -76,17 +27,6 @@ def test_a_broken_connection_is_replaced(postgres: PostgresCluster) -> None:
         assert store.list() == [alpha, beta]
     finally:
         store.close()
-
-
-def test_a_call_whose_connection_breaks_midway_fails_alone(postgres: PostgresCluster) -> None:
-    db = Database(postgres.create_database())
-    try:
-        # Its work may have been committed when the connection broke: it is not run again.
-        with pytest.raises(psycopg.OperationalError):
-            db.run(lambda conn: conn.execute("SELECT pg_terminate_backend(pg_backend_pid())"))
-        assert db.run(lambda conn: conn.execute("SELECT 1").fetchone()) == (1,)
-    finally:
-        db.close()
 
 
 def test_open_adapter_store_picks_postgres_for_a_url(postgres: PostgresCluster, tmp_path: Path) -> None:

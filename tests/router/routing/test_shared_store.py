@@ -15,6 +15,7 @@ import pytest
 
 from classifier import ArtifactError, Example, IntentClassifier
 from router.routing.manager import RouterManager
+from router.routing.open_store import open_router_store
 from router.routing.shared_store import PostgresRouterStore
 from router.routing.store import RouterStore
 from router.settings import Settings
@@ -95,11 +96,11 @@ def test_a_version_saved_by_one_replica_loads_on_another(
         assert conn.execute("SELECT count(*) FROM router_versions").fetchone() == (1,)
 
 
-def test_for_settings_shares_versions_with_a_database(postgres: PostgresCluster, tmp_path: Path) -> None:
+def test_open_router_store_shares_versions_with_a_database(postgres: PostgresCluster, tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, database_url=postgres.create_database())
-    store = RouterStore.for_settings(settings)
+    store = open_router_store(settings)
     assert isinstance(store, PostgresRouterStore) and store.folder("v") == settings.router_dir / "v"
-    assert isinstance(RouterStore.for_settings(Settings(data_dir=tmp_path)), RouterStore)
+    assert isinstance(open_router_store(Settings(data_dir=tmp_path)), RouterStore)
 
 
 def test_a_tampered_artifact_is_refused_and_not_kept(
