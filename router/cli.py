@@ -370,21 +370,21 @@ def eval_experts(
 
     from experts.evaluation import evaluate_experts, request_count
     from experts.tasks import TASKS
+    from router.client import service_client
 
     base = _service_models(url, api_key)[0]
-    with _progress() as progress:
+    with _progress() as progress, service_client(url, api_key, timeout_s=600.0) as client:
         experts = sum(t.has_expert for t in TASKS.values())
         total = request_count(n, experts, cross=cross)
         task = progress.add_task("experts: asking the service", total=total)
         report = evaluate_experts(
-            url,
+            client,
             base_model=base,
             n_per_task=n,
             seed=seed,
             concurrency=concurrency,
             cross=cross,
             on_answer=lambda: progress.advance(task),
-            api_key=api_key,
         )
     typer.echo(f"every model on every task ({n} eval messages each, greedy):\n{report.grid_table()}\n")
     typer.echo(f"policies:\n{report.table()}\n")
@@ -460,22 +460,22 @@ def eval_merged(
     """Ask a merged model (e.g. served as the base model, without LoRA) the eval messages an adapter answered
     in an `eval-experts` run, and report how many greedy answers are identical."""
     from experts.evaluation import ExpertEval, compare_with_reference, own_task_answers
+    from router.client import service_client
 
     evaluation = ExpertEval.from_json(reference.read_text())
     if model is None:
         model = _service_models(url, api_key)[0]
     try:
-        with _progress() as progress:
+        with _progress() as progress, service_client(url, api_key, timeout_s=600.0) as client:
             total = len(own_task_answers(evaluation, adapter))
             task = progress.add_task(f"asking {model} what {adapter} answered", total=total)
             result = compare_with_reference(
-                url,
+                client,
                 model,
                 evaluation,
                 adapter,
                 concurrency=concurrency,
                 on_answer=lambda: progress.advance(task),
-                api_key=api_key,
             )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
