@@ -16,6 +16,7 @@ COPY router router
 COPY classifier classifier
 COPY lora_registry lora_registry
 COPY experts experts
+COPY commands commands
 # As `make install`: torchvision/torchaudio/torchcodec from PyPI break `import transformers` beside torch+cpu.
 RUN python -m venv .venv \
     && .venv/bin/pip install '.[cpu]' \

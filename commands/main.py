@@ -51,7 +51,7 @@ def _train_router_with_progress(settings, examples: Path) -> str:  # noqa: ANN00
 @app.command()
 def prepare(force: Annotated[bool, typer.Option(help="Rebuild even if already prepared.")] = False) -> None:
     """Write the base model (SmolLM2-135M-Instruct, bf16 safetensors) and train the default router."""
-    from router.prepare import prepare_base_model
+    from commands.prepare import prepare_base_model
     from router.routing.store import RouterStore
 
     settings = _settings()
@@ -264,7 +264,7 @@ def train_adapter(
 def _register_adapter(url: str, name: str, path: str, data: str, api_key: str | None) -> None:
     import httpx
 
-    from router.client import service_client
+    from commands.client import service_client
 
     body = {"name": name, "path": path, "description": f"LoRA expert trained on {Path(data).name}"}
     try:
@@ -317,7 +317,7 @@ def chat(
     """Chat with a running service in the terminal; before each answer, which model answers and why.
 
     Commands: /model NAME, /models, /reset, /help, /quit (end of input quits too). Input may be piped."""
-    from router.terminal_chat import TerminalChat
+    from commands.terminal_chat import TerminalChat
 
     TerminalChat(url, api_key, model=model, max_tokens=max_tokens, system=system).run()
 
@@ -368,9 +368,9 @@ def eval_experts(
     """Score the base model, each expert and `auto` on every task's eval split through a running service
     (greedy), and the base / expert / oracle / auto policies on the mixed set."""
 
+    from commands.client import service_client
     from experts.evaluation import evaluate_experts, request_count
     from experts.tasks import TASKS
-    from router.client import service_client
 
     base = _service_models(url, api_key)[0]
     with _progress() as progress, service_client(url, api_key, timeout_s=600.0) as client:
@@ -459,8 +459,8 @@ def eval_merged(
 ) -> None:
     """Ask a merged model (e.g. served as the base model, without LoRA) the eval messages an adapter answered
     in an `eval-experts` run, and report how many greedy answers are identical."""
+    from commands.client import service_client
     from experts.evaluation import ExpertEval, compare_with_reference, own_task_answers
-    from router.client import service_client
 
     evaluation = ExpertEval.from_json(reference.read_text())
     if model is None:
@@ -491,7 +491,7 @@ def eval_merged(
 
 def _service_models(url: str, api_key: str | None) -> tuple[str, list[str]]:
     """The service's base model and its adapters, from /v1/models (`auto` is neither)."""
-    from router.client import service_client
+    from commands.client import service_client
 
     with service_client(url, api_key) as client:
         models = [m for m in client.get("/v1/models").json()["data"] if m["id"] != "auto"]
@@ -526,9 +526,9 @@ def bench_load(
     from rich.console import Console
     from rich.table import Table
 
-    from router.bench.load import run_load
-    from router.bench.stats import write_json
-    from router.client import service_client
+    from commands.bench.load import run_load
+    from commands.bench.stats import write_json
+    from commands.client import service_client
 
     with service_client(url, api_key) as client:
         limit = client.get("/health").json()["admission_limit"]
@@ -593,8 +593,8 @@ def bench_router(
     from rich.table import Table
 
     from classifier import load_examples
-    from router.bench.routing import classifier_latency, service_ttft
-    from router.bench.stats import write_json
+    from commands.bench.routing import classifier_latency, service_ttft
+    from commands.bench.stats import write_json
     from router.routing.store import RouterStore
 
     settings = _settings()
@@ -684,8 +684,8 @@ def bench_routing_quality(
     from rich.console import Console
     from rich.table import Table
 
-    from router.bench.routing_quality import Draw, run_benchmark, save_curve_png
-    from router.bench.stats import environment, write_json
+    from commands.bench.routing_quality import Draw, run_benchmark, save_curve_png
+    from commands.bench.stats import environment, write_json
     from router.routing.manager import TrainingOptions
     from router.routing.policy import PolicyConfig
 
@@ -743,8 +743,8 @@ def bench_routing_quality(
 def _serve_bench(
     base_model_dir: Path | None, adapters_dir: Path | None, adapters: int, **options: object
 ):  # -> ServeBench
-    from router.bench.fixtures import adapter_folders
-    from router.bench.serve import ServeBench
+    from commands.bench.fixtures import adapter_folders
+    from commands.bench.serve import ServeBench
 
     settings = _settings()
     base = _base_model(base_model_dir, "--base-model-dir")
@@ -794,8 +794,8 @@ def bench_serve(
     from rich.console import Console
     from rich.table import Table
 
-    from router.bench.serve import run_serve_bench
-    from router.bench.stats import write_json
+    from commands.bench.serve import run_serve_bench
+    from commands.bench.stats import write_json
 
     bench = _serve_bench(
         base_model_dir,
@@ -880,8 +880,8 @@ def bench_replicas(
     (remote engine), driven by vLLM's serving benchmark client; output tokens/s relative to the first."""
     import tempfile
 
-    from router.bench.scaleout import run_replica_bench
-    from router.bench.stats import write_json
+    from commands.bench.scaleout import run_replica_bench
+    from commands.bench.stats import write_json
 
     counts = _int_list(replicas)
     bench = _serve_bench(
@@ -947,8 +947,8 @@ def bench_cold(
     from rich.console import Console
     from rich.table import Table
 
-    from router.bench.cold import ColdBenchError, run_cold
-    from router.bench.stats import write_json
+    from commands.bench.cold import ColdBenchError, run_cold
+    from commands.bench.stats import write_json
 
     with _progress() as progress:
         task = progress.add_task(f"registering {path} as new adapters", total=warmup + rounds)
@@ -999,7 +999,7 @@ def _int_list(text: str) -> list[int]:
 
 def _bench_adapters(base: Path, adapters_dir: Path | None, count: int, rank: int) -> list[Path]:
     """Adapter folders under ``adapters_dir``, or ``count`` random ones made for ``base`` (kept for reuse)."""
-    from router.bench.fixtures import adapter_folders, make_lora_adapters
+    from commands.bench.fixtures import adapter_folders, make_lora_adapters
 
     if adapters_dir is not None:
         try:
@@ -1078,10 +1078,10 @@ def bench_engine(
 
     import pydantic
 
-    from router.bench.engine import cold_adapter, relative_to_single_adapter, run_engine_bench
-    from router.bench.fixtures import describe_model, lora_rank_limit
-    from router.bench.stats import environment, write_json
-    from router.bench.workload import grid
+    from commands.bench.engine import cold_adapter, relative_to_single_adapter, run_engine_bench
+    from commands.bench.fixtures import describe_model, lora_rank_limit
+    from commands.bench.stats import environment, write_json
+    from commands.bench.workload import grid
     from router.engine import AdapterRef
     from router.engine.vllm_engine import VllmEngine, engine_setup
 
@@ -1179,8 +1179,8 @@ def bench_lora_ops(
     import torch
 
     torch.set_num_threads(threads)
-    from router.bench.lora_ops import run_lora_ops_bench
-    from router.bench.stats import environment, write_json
+    from commands.bench.lora_ops import run_lora_ops_bench
+    from commands.bench.stats import environment, write_json
 
     base = _base_model(base_model_dir, "--base-model-dir")
     try:
@@ -1242,10 +1242,10 @@ def bench_hotswap(
     batching only runs of consecutive requests on one adapter."""
     import torch
 
-    from router.bench.fixtures import describe_model
-    from router.bench.hotswap import load_model, run_hotswap_bench
-    from router.bench.stats import environment, write_json
-    from router.bench.workload import grid
+    from commands.bench.fixtures import describe_model
+    from commands.bench.hotswap import load_model, run_hotswap_bench
+    from commands.bench.stats import environment, write_json
+    from commands.bench.workload import grid
 
     _quiet_transformers()
     base = _base_model(base_model_dir, "--base-model-dir")
@@ -1300,8 +1300,8 @@ def bench_compare(
     """Throughput of vLLM multi-LoRA against the hot-swap baseline on the same stream, and the plot."""
     import json
 
-    from router.bench.plot import compare, save_plot
-    from router.bench.stats import write_json
+    from commands.bench.plot import compare, save_plot
+    from commands.bench.stats import write_json
 
     engine = json.loads(engine_json.read_text())
     parts = [json.loads(path.read_text()) for path in hotswap_json or []]
