@@ -1,4 +1,4 @@
-"""What the benchmarks share: latency summaries and their result files."""
+"""What the benchmarks share: latency summaries, their tables and their result files."""
 
 from __future__ import annotations
 
@@ -29,6 +29,25 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 def write_json(path: Path, result: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def print_rows(title: str, rows: list[dict], columns: dict[str, str]) -> None:  # type: ignore[type-arg]
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for header in columns.values():
+        table.add_column(header, justify="right")
+    for row in rows:
+        cells = []
+        for key in columns:
+            value: object = row
+            for part in key.split("."):
+                value = value.get(part, "") if isinstance(value, dict) else ""
+            cells.append("base" if key == "adapters" and value == 0 else str(value))
+        table.add_row(*cells)
+    # Wide enough for every column when the output is a file or a pipe.
+    Console(width=max(Console().width, 150)).print(table)
 
 
 def environment() -> dict[str, Any]:
