@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from commands.bench.stats import print_rows
+from commands.bench.stats import environment, print_rows, report_result, write_json
 from commands.common import int_list, make_settings, progress_bar, quiet_transformers, resolve_base_model
 
 
@@ -75,7 +75,6 @@ def bench_engine(
 
     from commands.bench.engine import cold_adapter, relative_to_single_adapter, run_engine_bench
     from commands.bench.fixtures import describe_model, lora_rank_limit
-    from commands.bench.stats import environment, write_json
     from commands.bench.workload import grid
     from router.engine import AdapterRef
     from router.engine.vllm_engine import VllmEngine, engine_setup
@@ -137,7 +136,9 @@ def bench_engine(
             cold["first_request_ttft"]["p50_ms"], cold["warm_ttft"]["p50_ms"]
         )
     )
-    print_rows(
+    report_result(
+        result,
+        out,
         f"engine: {base.name} in {setup.dtype}, {setup.lora_ops} LoRA ops, prompt {prompt_tokens} / output "
         f"{output_tokens} tokens",
         rows,
@@ -152,9 +153,6 @@ def bench_engine(
             "ttft.p50_ms": "TTFT p50 ms",
         },
     )
-    if out:
-        write_json(out, result)
-        typer.echo(f"wrote {out}")
 
 
 def bench_lora_ops(
@@ -174,7 +172,6 @@ def bench_lora_ops(
 
     torch.set_num_threads(threads)
     from commands.bench.lora_ops import run_lora_ops_bench
-    from commands.bench.stats import environment, write_json
 
     base = resolve_base_model(base_model_dir, "--base-model-dir")
     try:
@@ -191,7 +188,17 @@ def bench_lora_ops(
             repeats=repeats,
             on_done=lambda _: progress.advance(task),
         )
-    print_rows(
+    result = {
+        "scenario": "lora-ops",
+        "model": base.name,
+        "rank": rank,
+        "torch_threads": torch.get_num_threads(),
+        "environment": environment(),
+        "rows": rows,
+    }
+    report_result(
+        result,
+        out,
         f"LoRA ops per engine step: {base.name}, rank {rank}, {torch.get_num_threads()} torch threads",
         rows,
         {
@@ -203,17 +210,6 @@ def bench_lora_ops(
             "speedup": "speed-up",
         },
     )
-    if out:
-        result = {
-            "scenario": "lora-ops",
-            "model": base.name,
-            "rank": rank,
-            "torch_threads": torch.get_num_threads(),
-            "environment": environment(),
-            "rows": rows,
-        }
-        write_json(out, result)
-        typer.echo(f"wrote {out}")
 
 
 def bench_hotswap(
@@ -237,7 +233,6 @@ def bench_hotswap(
 
     from commands.bench.fixtures import describe_model
     from commands.bench.hotswap import load_model, run_hotswap_bench
-    from commands.bench.stats import environment, write_json
     from commands.bench.workload import grid
 
     quiet_transformers()
@@ -263,7 +258,9 @@ def bench_hotswap(
         "environment": environment(),
         "rows": rows,
     }
-    print_rows(
+    report_result(
+        result,
+        out,
         f"hot-swap (transformers + PEFT, {device}): {base.name}",
         rows,
         {
@@ -275,9 +272,6 @@ def bench_hotswap(
             "completion.p50_ms": "done p50 ms",
         },
     )
-    if out:
-        write_json(out, result)
-        typer.echo(f"wrote {out}")
 
 
 def bench_compare(
@@ -293,7 +287,6 @@ def bench_compare(
     import json
 
     from commands.bench.plot import compare, save_plot
-    from commands.bench.stats import write_json
 
     engine = json.loads(engine_json.read_text())
     parts = [json.loads(path.read_text()) for path in hotswap_json or []]

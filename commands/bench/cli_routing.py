@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from commands.bench.stats import environment, print_rows, report_result, write_json
 from commands.common import ApiKey, make_settings, progress_bar, quiet_router_training, quiet_transformers
 from commands.process import REPO
 
@@ -31,12 +32,9 @@ def bench_router(
     import platform
 
     import torch
-    from rich.console import Console
-    from rich.table import Table
 
     from classifier import load_examples
     from commands.bench.routing import classifier_latency, service_ttft
-    from commands.bench.stats import write_json
     from router.routing.store import RouterStore
 
     settings = make_settings()
@@ -73,35 +71,35 @@ def bench_router(
                 url, texts, n=ttft_n, on_step=lambda: progress.advance(task), api_key=api_key
             )
 
-    table = Table(title=f"routing cost (router {version[:12]}, {settings.router_threads} thread(s))")
-    for column in ("measure", "p50 ms", "p99 ms", "n"):
-        table.add_column(column)
+    rows = []
     for backend, timing in latency.items():
-        single, batched = timing["single"], timing["batched"]
-        table.add_row(
-            f"{backend}: classify one message", str(single["p50_ms"]), str(single["p99_ms"]), str(single["n"])
-        )
-        table.add_row(
-            f"{backend}: classify a batch of {batch_size}",
-            str(batched["p50_ms"]),
-            str(batched["p99_ms"]),
-            str(batched["n"]),
-        )
+        for label, row in (
+            (f"{backend}: classify one message", timing["single"]),
+            (f"{backend}: classify a batch of {batch_size}", timing["batched"]),
+        ):
+            rows.append((label, str(row["p50_ms"]), str(row["p99_ms"]), str(row["n"])))
     if url:
         service = result["service"]
         for label, key in (("routing inside the service", "routing"), ("time to first token (auto)", "ttft")):
             row = service[key]
-            table.add_row(label, str(row["p50_ms"]), str(row["p99_ms"]), str(row["n"]))
-    Console().print(table)
+            rows.append((label, str(row["p50_ms"]), str(row["p99_ms"]), str(row["n"])))
+    notes = []
     if {"onnx", "torch"} <= latency.keys():
         ratio = latency["torch"]["single"]["p50_ms"] / latency["onnx"]["single"]["p50_ms"]
         result["torch_over_onnx_p50"] = round(ratio, 2)
-        typer.echo(f"torch / onnx, one message p50: {ratio:.2f}x")
+        notes.append(f"torch / onnx, one message p50: {ratio:.2f}x")
     if url:
-        typer.echo(f"routing share of TTFT (p50): {result['service']['routing_share_of_ttft_p50']:.2%}")
-    if out:
-        write_json(out, result)
-        typer.echo(f"wrote {out}")
+        notes.append(f"routing share of TTFT (p50): {result['service']['routing_share_of_ttft_p50']:.2%}")
+    report_result(
+        result,
+        out,
+        f"routing cost (router {version[:12]}, {settings.router_threads} thread(s))",
+        rows,
+        ("measure", "p50 ms", "p99 ms", "n"),
+        justify="left",
+        wide=False,
+        notes=notes,
+    )
 
 
 def bench_routing_quality(
@@ -122,11 +120,7 @@ def bench_routing_quality(
 ) -> None:
     """How well routers trained by the service's code route CLINC150's validation split (10 domains as
     adapters): in-scope accuracy, training seconds, and out-of-scope recall against in-scope fallbacks."""
-    from rich.console import Console
-    from rich.table import Table
-
     from commands.bench.routing_quality import Draw, run_benchmark, save_curve_png
-    from commands.bench.stats import environment, write_json
     from router.routing.manager import TrainingOptions
     from router.routing.policy import PolicyConfig
 
@@ -154,17 +148,7 @@ def bench_routing_quality(
             data, TrainingOptions.from_settings(settings).classifier, policy, setups, seeds, step
         )
     result["environment"] = environment()
-    table = Table(title=f"CLINC150 validation, 10 domains as adapters, {seeds} seeds (mean ± sd)")
-    for column in (
-        "training set",
-        "examples",
-        "accuracy",
-        "routed",
-        "in-scope fallback",
-        "oos caught",
-        "train s",
-    ):
-        table.add_column(column)
+    rows = []
     for row in result["rows"]:
         name = f"{row['draw']} k={row['k']}" + (
             f" + {row['none_examples']} none" if row["none_examples"] else ""
@@ -173,8 +157,15 @@ def bench_routing_quality(
             row[key]
             for key in ("accuracy", "routed_accuracy", "fallback_rate", "oos_recall", "train_seconds")
         ]
-        table.add_row(name, str(row["examples"]), *(f"{c['mean']:.3f} ± {c['sd']:.3f}" for c in cells))
-    Console().print(table)
+        rows.append((name, str(row["examples"]), *(f"{c['mean']:.3f} ± {c['sd']:.3f}" for c in cells)))
+    print_rows(
+        f"CLINC150 validation, 10 domains as adapters, {seeds} seeds (mean ± sd)",
+        rows,
+        ("training set", "examples", "accuracy", "routed", "in-scope fallback", "oos caught", "train s"),
+        justify="left",
+        wide=False,
+    )
+    # Two files, so not report_result's single JSON.
     if out:
         write_json(out / "routing-quality.json", result)
         save_curve_png(result, out / "routing-quality.png")

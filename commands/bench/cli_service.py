@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from commands.bench.stats import report_result
 from commands.common import ApiKey, int_list, make_settings, progress_bar, resolve_base_model, service_models
 
 
@@ -30,11 +31,7 @@ def bench_load(
     import asyncio
     import json
 
-    from rich.console import Console
-    from rich.table import Table
-
     from commands.bench.load import run_load
-    from commands.bench.stats import write_json
     from commands.client import service_client
 
     with service_client(url, api_key) as client:
@@ -57,9 +54,6 @@ def bench_load(
             )
         )
 
-    table = Table(title=f"load: {clients} clients, admission limit {limit}, {result['duration_s']} s")
-    for column in ("measure", "value"):
-        table.add_column(column)
     rows = [
         ("accepted (per s)", f"{result['accepted']} ({result['accepted_per_s']}/s)"),
         ("refused with 429", str(result["refused_429"])),
@@ -71,12 +65,8 @@ def bench_load(
             rows.append((f"{label} p50 / p99 ms", f"{timing['p50_ms']:.0f} / {timing['p99_ms']:.0f}"))
     if rss := result["rss_mib"]:
         rows.append(("service memory MiB start / peak / end", "{start} / {peak} / {end}".format(**rss)))
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
-    if out:
-        write_json(out, result)
-        typer.echo(f"wrote {out}")
+    title = f"load: {clients} clients, admission limit {limit}, {result['duration_s']} s"
+    report_result(result, out, title, rows, ("measure", "value"), justify="left", wide=False)
 
 
 def _serve_bench(
@@ -129,11 +119,7 @@ def bench_serve(
     adapters and engine settings, each driven by vLLM's serving benchmark; ratios ours / plain."""
     import tempfile
 
-    from rich.console import Console
-    from rich.table import Table
-
     from commands.bench.serve import run_serve_bench
-    from commands.bench.stats import write_json
 
     bench = _serve_bench(
         base_model_dir,
@@ -165,29 +151,33 @@ def bench_serve(
         progress.update(task, description="done", completed=steps)
 
     ours, plain, ratio = result["runs"]["ours"], result["runs"]["plain_vllm"], result["ratio_ours_over_plain"]
-    table = Table(
-        title=f"service vs plain vLLM ({api}): {len(folders)} adapters, {num_prompts} requests, "
-        f"concurrency {concurrency}, {input_len} in / {output_len} out tokens"
-    )
-    for column in ("measure", "ours", "plain vLLM", "ours / plain"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        "requests ok / failed",
-        f"{ours['completed']} / {ours['failed']}",
-        f"{plain['completed']} / {plain['failed']}",
-        "",
-    )
-    rows = [("request throughput (req/s)", "request_throughput"), ("output tokens/s", "output_throughput")]
+    rows = [
+        (
+            "requests ok / failed",
+            f"{ours['completed']} / {ours['failed']}",
+            f"{plain['completed']} / {plain['failed']}",
+            "",
+        )
+    ]
+    measures = [
+        ("request throughput (req/s)", "request_throughput"),
+        ("output tokens/s", "output_throughput"),
+    ]
     for metric in ("ttft", "itl"):
         for stat in ("mean", "median", "p99"):
-            rows.append((f"{metric.upper()} {stat} (ms)", f"{stat}_{metric}_ms"))
-    for label, key in rows:
+            measures.append((f"{metric.upper()} {stat} (ms)", f"{stat}_{metric}_ms"))
+    for label, key in measures:
         share = ratio.get(key)
-        table.add_row(label, f"{ours[key]:.2f}", f"{plain[key]:.2f}", "" if share is None else f"{share:.3f}")
-    Console().print(table)
-    if out:
-        write_json(out, result)
-        typer.echo(f"wrote {out}")
+        rows.append((label, f"{ours[key]:.2f}", f"{plain[key]:.2f}", "" if share is None else f"{share:.3f}"))
+    report_result(
+        result,
+        out,
+        f"service vs plain vLLM ({api}): {len(folders)} adapters, {num_prompts} requests, "
+        f"concurrency {concurrency}, {input_len} in / {output_len} out tokens",
+        rows,
+        ("measure", "ours", "plain vLLM", "ours / plain"),
+        wide=False,
+    )
 
 
 def bench_replicas(
@@ -218,7 +208,6 @@ def bench_replicas(
     import tempfile
 
     from commands.bench.scaleout import run_replica_bench
-    from commands.bench.stats import write_json
 
     counts = int_list(replicas)
     bench = _serve_bench(
@@ -251,16 +240,14 @@ def bench_replicas(
             typer.echo(f"bench replicas failed: {error}", err=True)
             raise typer.Exit(1) from None
         progress.update(task, description="done", completed=steps)
-    for label, run in result["runs"].items():
-        typer.echo(
-            f"{label}: {run['output_throughput']:.2f} output tok/s "
-            f"({result['output_throughput_vs_first'].get(label, float('nan')):.2f}x), "
-            f"TTFT median {run['median_ttft_ms']:.0f} ms, ok/failed {run['completed']}/{run['failed']}, "
-            f"requests per replica {run['requests_per_replica']}"
-        )
-    if out:
-        write_json(out, result)
-        typer.echo(f"wrote {out}")
+    notes = [
+        f"{label}: {run['output_throughput']:.2f} output tok/s "
+        f"({result['output_throughput_vs_first'].get(label, float('nan')):.2f}x), "
+        f"TTFT median {run['median_ttft_ms']:.0f} ms, ok/failed {run['completed']}/{run['failed']}, "
+        f"requests per replica {run['requests_per_replica']}"
+        for label, run in result["runs"].items()
+    ]
+    report_result(result, out, notes=notes)
 
 
 def bench_cold(
@@ -283,11 +270,8 @@ def bench_cold(
     """Cold start of a newly registered adapter: register it (admin key) and chat to it at once; time
     register → first token, the register call, the cold TTFT and warm TTFTs; then unregister it."""
     import httpx
-    from rich.console import Console
-    from rich.table import Table
 
     from commands.bench.cold import ColdBenchError, run_cold
-    from commands.bench.stats import write_json
 
     with progress_bar() as progress:
         task = progress.add_task(f"registering {path} as new adapters", total=warmup + rounds)
@@ -308,9 +292,7 @@ def bench_cold(
             typer.echo(f"bench cold failed: {error}", err=True)
             raise typer.Exit(1) from None
 
-    table = Table(title=f"cold start: {path} registered {rounds} times, {warm} warm chats each")
-    for column in ("measure", "p50 ms", "p99 ms", "n"):
-        table.add_column(column, justify="right")
+    rows = []
     for label, key in (
         ("register → first token", "register_to_first_token"),
         ("register call", "register"),
@@ -318,12 +300,16 @@ def bench_cold(
         ("TTFT, later chats (warm)", "warm_ttft"),
     ):
         if timing := result[key]:
-            table.add_row(label, f"{timing['p50_ms']:.1f}", f"{timing['p99_ms']:.1f}", str(timing["n"]))
-    Console().print(table)
-    if result["cold_over_warm_ttft_p50"] is not None:
-        typer.echo(f"cold / warm TTFT (p50): {result['cold_over_warm_ttft_p50']:.2f}x")
-    if not result["registry_unchanged"]:
-        typer.echo("warning: the service's adapter list differs from before the run", err=True)
-    if out:
-        write_json(out, result)
-        typer.echo(f"wrote {out}")
+            rows.append((label, f"{timing['p50_ms']:.1f}", f"{timing['p99_ms']:.1f}", str(timing["n"])))
+    ratio = result["cold_over_warm_ttft_p50"]
+    changed = not result["registry_unchanged"]
+    report_result(
+        result,
+        out,
+        f"cold start: {path} registered {rounds} times, {warm} warm chats each",
+        rows,
+        ("measure", "p50 ms", "p99 ms", "n"),
+        wide=False,
+        notes=[] if ratio is None else [f"cold / warm TTFT (p50): {ratio:.2f}x"],
+        warnings=["warning: the service's adapter list differs from before the run"] if changed else [],
+    )

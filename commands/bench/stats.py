@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -31,14 +32,26 @@ def write_json(path: Path, result: dict[str, Any]) -> None:
     path.write_text(json.dumps(result, indent=2) + "\n")
 
 
-def print_rows(title: str, rows: list[dict], columns: dict[str, str]) -> None:  # type: ignore[type-arg]
+def print_rows(
+    title: str,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[str]],
+    columns: Mapping[str, str] | Sequence[str],
+    *,
+    justify: Literal["left", "right"] = "right",
+    wide: bool = True,
+) -> None:
+    """Print a table. With ``columns`` a mapping of result keys (dotted for nested values) to headers, each
+    row is a result row read by those keys; with ``columns`` a list of headers, each row is its cells."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for header in columns.values():
-        table.add_column(header, justify="right")
+    for header in columns.values() if isinstance(columns, Mapping) else columns:
+        table.add_column(header, justify=justify)
     for row in rows:
+        if not isinstance(columns, Mapping):
+            table.add_row(*row)
+            continue
         cells = []
         for key in columns:
             value: object = row
@@ -47,7 +60,35 @@ def print_rows(title: str, rows: list[dict], columns: dict[str, str]) -> None:  
             cells.append("base" if key == "adapters" and value == 0 else str(value))
         table.add_row(*cells)
     # Wide enough for every column when the output is a file or a pipe.
-    Console(width=max(Console().width, 150)).print(table)
+    Console(width=max(Console().width, 150) if wide else None).print(table)
+
+
+def report_result(
+    result: dict[str, Any],
+    out: Path | None,
+    title: str | None = None,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[str]] = (),
+    columns: Mapping[str, str] | Sequence[str] = (),
+    *,
+    justify: Literal["left", "right"] = "right",
+    wide: bool = True,
+    notes: Sequence[str] = (),
+    warnings: Sequence[str] = (),
+) -> None:
+    """The end of a benchmark command: its table (``print_rows``, when there is a ``title``), the lines
+    under it (``warnings`` on stderr), then, with ``out``, the result written there as JSON and a line
+    saying so."""
+    import typer
+
+    if title is not None:
+        print_rows(title, rows, columns, justify=justify, wide=wide)
+    for note in notes:
+        typer.echo(note)
+    for warning in warnings:
+        typer.echo(warning, err=True)
+    if out:
+        write_json(out, result)
+        typer.echo(f"wrote {out}")
 
 
 def environment() -> dict[str, Any]:
