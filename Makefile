@@ -33,7 +33,7 @@ serve: prepare
 		$(VENV)/bin/lora-router serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(VENV)/bin/ruff check router classifier lora_registry experts database tests scripts
+	$(VENV)/bin/ruff check router classifier lora_registry experts database commands tests scripts
 
 # The page tests drive the system's Chromium; nothing downloads a browser of its own.
 browser:

@@ -58,13 +58,13 @@ run | replicas)
   [ -d "$model-adapters" ] || python3 - "$model" "$overrides" <<'PY'
 import json, sys, time
 from pathlib import Path
-from router.bench.fixtures import describe_model, make_lora_adapters, make_random_model
+from commands.bench.fixtures import describe_model, make_lora_adapters, make_random_model
 started = time.perf_counter()
 model = make_random_model(Path("/tmp/pl/like"), Path(sys.argv[1]), **json.loads(sys.argv[2]))
 make_lora_adapters(model, Path(sys.argv[1] + "-adapters"), 16, rank=16)
 print(describe_model(model), f"made in {time.perf_counter() - started:.0f}s", flush=True)
 PY
-  cli() { python3 -c "from router.cli import app; app()" "$@"; }
+  cli() { python3 -c "from commands.main import app; app()" "$@"; }
   if [ "$mode" = replicas ]; then
     # Scale-out on one GPU: the embedded engine, then 1 and 2 `vllm serve` replicas sharing it (0.4 each),
     # behind one router: what the remote hop costs next to a GPU, and whether a second engine helps.

@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 
 from experts.tasks import TASKS, TaskExample
-from router.client import service_client
 
 AUTO = "auto"
 # Long enough for every gold answer of its task, short enough that a rambling base model stops soon.
@@ -132,7 +131,7 @@ def request_count(n_per_task: int, n_experts: int, *, cross: bool = False) -> in
 
 
 def evaluate_experts(
-    url: str,
+    client: httpx.Client,
     *,
     base_model: str,
     experts: Sequence[str] | None = None,
@@ -141,12 +140,10 @@ def evaluate_experts(
     concurrency: int = 16,
     cross: bool = False,
     on_answer: Callable[[], None] = lambda: None,
-    timeout_s: float = 600.0,
-    api_key: str | None = None,
 ) -> ExpertEval:
     """Ask the base model and `auto` every eval message and each expert its own task's (every task's with
     ``cross``), ``concurrency`` requests at a time so the engine batches them, and score the answers with
-    the tasks' own scorers."""
+    the tasks' own scorers. ``client`` is rooted at the service and sends its key; the caller owns it."""
     examples = eval_examples(n_per_task, seed)
     expert_names = list(experts) if experts is not None else [n for n, t in TASKS.items() if t.has_expert]
     models = [base_model, *expert_names, AUTO]
@@ -165,7 +162,7 @@ def evaluate_experts(
         score = TASKS[example.task].score(example, output)
         return Answer(example.task, model, example.prompt, output, score, answered_by, routing)
 
-    with service_client(url, api_key, timeout_s) as client, ThreadPoolExecutor(concurrency) as pool:
+    with ThreadPoolExecutor(concurrency) as pool:
         answers = list(pool.map(run, jobs))
 
     tasks = list(examples)
@@ -231,18 +228,17 @@ def own_task_answers(reference: ExpertEval, model: str) -> list[Answer]:
 
 
 def compare_with_reference(
-    url: str,
+    client: httpx.Client,
     model: str,
     reference: ExpertEval,
     reference_model: str,
     *,
     concurrency: int = 16,
     on_answer: Callable[[], None] = lambda: None,
-    timeout_s: float = 600.0,
-    api_key: str | None = None,
 ) -> Agreement:
-    """Ask ``model`` at ``url`` the messages ``reference_model`` answered in ``reference`` (its own task's,
-    same request) and compare outputs — e.g. a merged model served without LoRA against its adapter."""
+    """Ask ``model`` through ``client`` (rooted at a service) the messages ``reference_model`` answered in
+    ``reference`` (its own task's, same request) and compare outputs — e.g. a merged model served without
+    LoRA against its adapter."""
     mine = own_task_answers(reference, reference_model)
     if not mine:
         raise ValueError(f"the reference has no answers of {reference_model!r} on its own task")
@@ -255,7 +251,7 @@ def compare_with_reference(
         on_answer()
         return output
 
-    with service_client(url, api_key, timeout_s) as client, ThreadPoolExecutor(concurrency) as pool:
+    with ThreadPoolExecutor(concurrency) as pool:
         outputs = list(pool.map(ask, examples))
     differing = [
         {"prompt": a.prompt, "reference": a.output, "output": out}

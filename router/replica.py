@@ -4,11 +4,9 @@ this service's settings (model, LoRA limits, context length), so routers and rep
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from router.engine.cpu_lora_plugin import OPS_ENV, engine_lora_ops
 from router.engine.dtype import engine_dtype
-from router.process import ServiceProcess, free_port
 from router.settings import Settings
 
 
@@ -78,11 +76,3 @@ def replica_env(settings: Settings) -> dict[str, str]:
         OPS_ENV: settings.cpu_lora_ops,
         "HF_HUB_OFFLINE": "1",
     }
-
-
-def replica_process(settings: Settings, log_path: Path) -> ServiceProcess:
-    """A replica on loopback and a free port, as a child process (tests, benchmarks); not started yet."""
-    port = free_port()
-    check_base_requests(settings)
-    command = replica_command(settings, host="127.0.0.1", port=port, dtype=replica_dtype(settings))
-    return ServiceProcess(replica_env(settings), log_path, command, port=port, ready_path="/health")

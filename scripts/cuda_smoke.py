@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end smoke test of the real service on whichever vLLM build is installed (CUDA or CPU).
 
-Prepares the base model, makes real PEFT LoRA adapters, starts the real service (``router.cli:app serve``)
+Prepares the base model, makes real PEFT LoRA adapters, starts the real service (``commands.main:app serve``)
 as a subprocess and drives it through the official ``openai`` client: model list, greedy chat with the base
 and each adapter, streaming, a concurrent mixed batch compared with the same requests sent alone, runtime
 (un)registration of an adapter, and a small throughput bench (mixed adapters vs. base only).
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from router.process import ServiceProcess  # noqa: E402 (after the repo is on sys.path)
+from commands.process import ServiceProcess  # noqa: E402 (after the repo is on sys.path)
 
 BASE_NAME = "SmolLM2-135M-Instruct"
 ADAPTERS = {"alpha": 1, "beta": 2, "gamma": 3}  # name -> seed of the random LoRA weights
@@ -140,7 +140,7 @@ def _nvidia_smi(fields: str) -> list[str] | None:
 
 
 def prepare(work: Path, base_model_dir: Path | None) -> tuple[Path, Path, dict[str, float]]:
-    from router.prepare import prepare_base_model
+    from commands.prepare import prepare_base_model
     from tests.adapters import make_lora_adapter
 
     timings: dict[str, float] = {}

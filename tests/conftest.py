@@ -17,8 +17,8 @@ import httpx
 import openai
 import pytest
 
-from router.prepare import prepare_base_model
-from router.process import ServiceProcess
+from commands.prepare import prepare_base_model
+from commands.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.adapters import make_lora_adapter
 from tests.postgres import PostgresCluster

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
-from router.process import REPO, ServiceProcess
+from commands.process import REPO, ServiceProcess
 from router.settings import Settings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

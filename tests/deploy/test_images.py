@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from router.cli import app
+from commands.main import app
 from tests.deploy.common import (
     DEPLOY,
     ROOT,

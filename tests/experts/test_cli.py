@@ -10,8 +10,8 @@ import httpx
 import openai
 from typer.testing import CliRunner
 
-from router.cli import app
-from router.process import ServiceProcess
+from commands.main import app
+from commands.process import ServiceProcess
 from tests.experts.conftest import one_torch_thread
 from tests.service_config import ADMIN_KEY
 

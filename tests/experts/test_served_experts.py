@@ -13,9 +13,9 @@ from pathlib import Path
 import openai
 import pytest
 
+from commands.process import ServiceProcess
 from experts.evaluation import MAX_TOKENS
 from experts.tasks import TASKS, TaskExample
-from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.service_config import USER_KEY
 

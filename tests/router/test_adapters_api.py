@@ -14,8 +14,8 @@ import openai
 import pytest
 import yaml
 
+from commands.process import ServiceProcess
 from router.default_experts import REGISTRY_FILE
-from router.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.router.service_checks import QUESTION, chat, wait_for
 

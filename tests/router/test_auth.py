@@ -11,10 +11,10 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from commands.main import app
+from commands.process import ServiceProcess
 from router.auth import ApiKeys, Scope, hash_key
-from router.cli import app
 from router.errors import AuthenticationError, PermissionDeniedError
-from router.process import ServiceProcess
 from router.settings import Settings
 from tests.router.service_checks import assert_error
 from tests.service_config import ADMIN_KEY, USER_KEY, bearer

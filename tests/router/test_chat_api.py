@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.service_config import USER_KEY, bearer
 

@@ -17,7 +17,7 @@ from llama_index.core.llms import ChatMessage
 from llama_index.llms.openai_like import OpenAILike
 from pydantic import BaseModel, Field
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.service_config import USER_KEY
 

@@ -15,7 +15,7 @@ import httpx
 import openai
 import psutil
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.router.service_checks import (
     QUESTION,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
+from commands.process import ServiceProcess
 from router.engine.cpu_lora_plugin import SUPPORTED_VLLM_CPU
 from router.engine.dtype import engine_dtype
-from router.process import ServiceProcess
 from router.settings import Settings
 
 

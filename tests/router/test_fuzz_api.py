@@ -16,7 +16,7 @@ from xml.etree import ElementTree
 
 import httpx
 
-from router.process import REPO, ServiceProcess
+from commands.process import REPO, ServiceProcess
 from tests.router.service_checks import registry_and_router
 from tests.service_config import ADMIN_KEY
 

@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from router.settings import Settings
 from tests.router.service_checks import QUESTION, assert_error, still_serving, wait_for
 from tests.service_config import MAX_ADMITTED, USER_KEY, bearer

@@ -11,7 +11,7 @@ import openai
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 from tests.router.service_checks import wait_for
 

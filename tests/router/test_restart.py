@@ -11,7 +11,7 @@ import httpx
 import openai
 import psutil
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from router.settings import Settings
 from tests.router.service_checks import QUESTION, chat, still_serving, wait_for
 

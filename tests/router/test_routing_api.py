@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from router.settings import DEFAULT_BASE_MODEL
 
 BASE = DEFAULT_BASE_MODEL

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import openai
 
+from commands.prepare import GENERATION_CONFIG, MARKER, SAMPLING_DEFAULTS, prepare_base_model
+from commands.process import ServiceProcess
 from lora_registry import GenerationDefaults
-from router.prepare import GENERATION_CONFIG, MARKER, SAMPLING_DEFAULTS, prepare_base_model
-from router.process import ServiceProcess
 from router.protocol import ChatCompletionRequest
 from router.serving.sampling import ModelDefaults, resolve_sampling
 from router.settings import DEFAULT_BASE_MODEL

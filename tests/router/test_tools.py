@@ -16,9 +16,9 @@ import pytest
 import xgrammar
 from transformers import AutoTokenizer
 
+from commands.process import ServiceProcess
 from router.engine.tool_parser import ToolCallParser
 from router.errors import InvalidRequestError
-from router.process import ServiceProcess
 from router.protocol import ChatCompletionRequest
 from router.serving.prompts import PromptRenderer
 from router.serving.tools import Tools

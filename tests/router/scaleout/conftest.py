@@ -14,8 +14,7 @@ import httpx
 import openai
 import pytest
 
-from router.process import ServiceProcess
-from router.replica import replica_process
+from commands.process import ServiceProcess, replica_process
 from router.settings import Settings
 from tests.postgres import PostgresCluster
 from tests.service_config import ADMIN_KEY, API_KEYS_SETTING, USER_KEY, bearer

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 
 REPO = Path(__file__).resolve().parents[3]
 # The screenshots the README shows, rewritten by every run.

@@ -9,7 +9,7 @@ from itertools import cycle, islice
 from typing import Any
 
 from classifier import IntentClassifier
-from router.bench.stats import summary_ms
+from commands.bench.stats import summary_ms
 
 WARMUP = 20
 

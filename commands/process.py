@@ -9,8 +9,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from router.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,7 +30,7 @@ def serve_command() -> list[str]:
     if cli.is_file():
         return [str(cli), "serve", "--log-level", "info"]
     # Not installed (e.g. a GPU host running from a checkout): the same typer app, from the repository.
-    return [sys.executable, "-c", "from router.cli import app; app()", "serve", "--log-level", "info"]
+    return [sys.executable, "-c", "from commands.main import app; app()", "serve", "--log-level", "info"]
 
 
 class ServiceProcess:
@@ -126,3 +130,13 @@ class ServiceProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def replica_process(settings: Settings, log_path: Path) -> ServiceProcess:
+    """A replica on loopback and a free port, as a child process (tests, benchmarks); not started yet."""
+    from router.replica import check_base_requests, replica_command, replica_dtype, replica_env
+
+    port = free_port()
+    check_base_requests(settings)
+    command = replica_command(settings, host="127.0.0.1", port=port, dtype=replica_dtype(settings))
+    return ServiceProcess(replica_env(settings), log_path, command, port=port, ready_path="/health")

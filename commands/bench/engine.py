@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from router.bench.stats import summary_ms
-from router.bench.workload import Stream
+from commands.bench.stats import summary_ms
+from commands.bench.workload import Stream
 from router.engine.base import AdapterRef, Engine, SamplingOptions
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import psutil
 
-from router.bench.stats import summary_ms
-from router.client import async_service_client
+from commands.bench.stats import summary_ms
+from commands.client import async_service_client
 
 PROMPT = [{"role": "user", "content": "Write a short note about the weather."}]
 

@@ -24,9 +24,9 @@ from typing import Any, Literal
 import httpx
 import yaml
 
-from router.bench.fixtures import lora_rank_limit
-from router.bench.stats import environment
-from router.process import REPO, ServiceProcess, free_port
+from commands.bench.fixtures import lora_rank_limit
+from commands.bench.stats import environment
+from commands.process import REPO, ServiceProcess, free_port
 
 # What is kept of a run of vLLM's client (the rest are per-request lists or unused).
 METRICS = (

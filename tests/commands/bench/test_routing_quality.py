@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from router.bench.routing_quality import OOS, draw_examples, load_split
+from commands.bench.routing_quality import OOS, draw_examples, load_split
 
 # A few queries per intent of CLINC150 (see its README): the full data set is not part of the repository.
 SAMPLE = Path(__file__).with_name("clinc150-sample")

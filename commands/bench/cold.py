@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from router.bench.stats import summary_ms
-from router.client import service_client
+from commands.bench.stats import summary_ms
+from commands.client import service_client
 
 PROMPT = [{"role": "user", "content": "Write a short note about the weather."}]
 

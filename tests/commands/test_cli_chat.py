@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from tests.router.test_routing_api import SQL
 from tests.service_config import USER_KEY
 

@@ -11,8 +11,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from router.bench.stats import summary_ms
-from router.bench.workload import Stream
+from commands.bench.stats import summary_ms
+from commands.bench.workload import Stream
 
 
 def load_model(base_model_dir: Path, adapter_dirs: list[Path], device: str, dtype: str) -> Any:  # PeftModel

@@ -16,7 +16,7 @@ import httpx
 from rich.console import Console
 from rich.markup import escape
 
-from router.client import service_client
+from commands.client import service_client
 from router.protocol import RoutingInfo
 
 HELP = (

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from tests.service_config import USER_KEY
 
 

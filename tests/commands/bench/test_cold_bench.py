@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from tests.service_config import ADMIN_KEY
 
 

@@ -15,10 +15,9 @@ from typing import Any
 
 import httpx
 
-from router.bench.serve import ServeBench, run_client, warm_up
-from router.bench.stats import environment
-from router.process import ServiceProcess
-from router.replica import replica_process
+from commands.bench.serve import ServeBench, run_client, warm_up
+from commands.bench.stats import environment
+from commands.process import ServiceProcess, replica_process
 from router.settings import Settings
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from router.bench.hotswap import runs
-from router.bench.workload import Stream
+from commands.bench.hotswap import runs
+from commands.bench.workload import Stream
 
 CLI = Path(sys.executable).with_name("lora-router")
 TINY = ["--adapter-counts", "0,2", "--concurrency", "1,2", "--prompt-tokens", "8", "--output-tokens", "3"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from router.process import ServiceProcess
+from commands.process import ServiceProcess
 from tests.router.service_checks import wait_for
 from tests.service_config import MAX_ADMITTED, USER_KEY
 

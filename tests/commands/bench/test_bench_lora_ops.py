@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.router.bench.test_bench_engine import bench
+from tests.commands.bench.test_bench_engine import bench
 
 
 def test_lora_ops_bench_times_both_ops_for_every_case(tmp_path: Path, base_model_dir: Path) -> None:

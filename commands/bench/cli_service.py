@@ -1,0 +1,315 @@
+"""`lora-router bench` commands that drive a service: overload, an adapter's cold start, the service against
+plain vLLM, engine replicas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from commands.bench.stats import report_result
+from commands.common import ApiKey, int_list, make_settings, progress_bar, resolve_base_model, service_models
+
+
+def bench_load(
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    clients: Annotated[
+        int | None, typer.Option(help="Concurrent streaming clients (default: 4x the admission limit).")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Seconds of traffic.")] = 60.0,
+    adapters: Annotated[int, typer.Option(help="Adapters in the mix, besides the base model.")] = 4,
+    max_tokens: Annotated[int, typer.Option(help="Tokens each answer is made to have.")] = 32,
+    pid: Annotated[
+        int | None, typer.Option(help="The service's process id, to sample its memory (engine included).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Overload the service: more streaming clients than it admits, over several adapters and the base
+    model. Reports accepted, 429s, errors (5xx apart), latency of accepted requests and peak memory."""
+    import asyncio
+    import json
+
+    from commands.bench.load import run_load
+    from commands.client import service_client
+
+    with service_client(url, api_key) as client:
+        limit = client.get("/health").json()["admission_limit"]
+    base, adapter_names = service_models(url, api_key)
+    models = [*adapter_names[:adapters], base]
+    clients = clients or 4 * limit
+    with progress_bar() as progress:
+        task = progress.add_task(f"{clients} clients over {len(models)} models", total=duration)
+        result = asyncio.run(
+            run_load(
+                url,
+                models,
+                clients=clients,
+                duration_s=duration,
+                max_tokens=max_tokens,
+                pid=pid,
+                api_key=api_key,
+                on_tick=lambda elapsed: progress.update(task, completed=min(elapsed, duration)),
+            )
+        )
+
+    rows = [
+        ("accepted (per s)", f"{result['accepted']} ({result['accepted_per_s']}/s)"),
+        ("refused with 429", str(result["refused_429"])),
+        ("5xx errors", str(result["server_errors_5xx"])),
+        ("other errors", json.dumps(result["errors"]) if result["errors"] else "0"),
+    ]
+    for label, key in (("latency of accepted", "latency"), ("time to first token", "ttft")):
+        if timing := result[key]:
+            rows.append((f"{label} p50 / p99 ms", f"{timing['p50_ms']:.0f} / {timing['p99_ms']:.0f}"))
+    if rss := result["rss_mib"]:
+        rows.append(("service memory MiB start / peak / end", "{start} / {peak} / {end}".format(**rss)))
+    title = f"load: {clients} clients, admission limit {limit}, {result['duration_s']} s"
+    report_result(result, out, title, rows, ("measure", "value"), justify="left", wide=False)
+
+
+def _serve_bench(
+    base_model_dir: Path | None, adapters_dir: Path | None, adapters: int, **options: object
+):  # -> ServeBench
+    from commands.bench.fixtures import adapter_folders
+    from commands.bench.serve import ServeBench
+
+    settings = make_settings()
+    base = resolve_base_model(base_model_dir, "--base-model-dir")
+    try:
+        folders = adapter_folders(adapters_dir or settings.resolved_adapter_root, adapters)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--adapters-dir") from None
+    return ServeBench(
+        base_model_dir=base,
+        adapters=folders,
+        base_model_name=settings.base_model_name,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def bench_serve(
+    base_model_dir: Annotated[
+        Path | None, typer.Option(help="Base model folder (default: the prepared one from settings).")
+    ] = None,
+    adapters_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of adapter folders; the first --adapters of them by name are served "
+            "(default: the adapter root from settings).",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    adapters: Annotated[int, typer.Option(help="Adapters served; requests go to them in turn.", min=1)] = 4,
+    num_prompts: Annotated[int, typer.Option(help="Requests per server.", min=1)] = 32,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.", min=1)] = 8,
+    input_len: Annotated[int, typer.Option(help="Prompt tokens per request.", min=1)] = 64,
+    output_len: Annotated[int, typer.Option(help="Tokens generated per request (ignore_eos).", min=1)] = 32,
+    max_model_len: Annotated[int, typer.Option(help="Context length of both engines.", min=128)] = 2048,
+    kv_cache_gib: Annotated[float, typer.Option(help="KV cache of both engines on the CPU, GiB.")] = 1.0,
+    api: Annotated[
+        Literal["completions", "chat"],
+        typer.Option(help="Endpoint driven (completions: TTFT is timed alike on both servers)."),
+    ] = "completions",
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+) -> None:
+    """Service overhead vs plain vLLM: our service, then vLLM's own OpenAI server with the same model,
+    adapters and engine settings, each driven by vLLM's serving benchmark; ratios ours / plain."""
+    import tempfile
+
+    from commands.bench.serve import run_serve_bench
+
+    bench = _serve_bench(
+        base_model_dir,
+        adapters_dir,
+        adapters,
+        num_prompts=num_prompts,
+        concurrency=concurrency,
+        input_len=input_len,
+        output_len=output_len,
+        max_model_len=max_model_len,
+        kv_cache_gib=kv_cache_gib,
+        api=api,
+    )
+    folders = bench.adapters
+    steps = 6  # start, warm up, measure; for each server
+    with progress_bar() as progress, tempfile.TemporaryDirectory(prefix="lora-router-bench-serve-") as work:
+        task = progress.add_task("starting", total=steps)
+        phase = iter(range(steps))
+        try:
+            result = run_serve_bench(
+                bench,
+                Path(work),
+                on_step=lambda what: progress.update(task, description=what, completed=next(phase)),
+            )
+        except (RuntimeError, TimeoutError) as error:
+            progress.stop()
+            typer.echo(f"bench serve failed: {error}", err=True)
+            raise typer.Exit(1) from None
+        progress.update(task, description="done", completed=steps)
+
+    ours, plain, ratio = result["runs"]["ours"], result["runs"]["plain_vllm"], result["ratio_ours_over_plain"]
+    rows = [
+        (
+            "requests ok / failed",
+            f"{ours['completed']} / {ours['failed']}",
+            f"{plain['completed']} / {plain['failed']}",
+            "",
+        )
+    ]
+    measures = [
+        ("request throughput (req/s)", "request_throughput"),
+        ("output tokens/s", "output_throughput"),
+    ]
+    for metric in ("ttft", "itl"):
+        for stat in ("mean", "median", "p99"):
+            measures.append((f"{metric.upper()} {stat} (ms)", f"{stat}_{metric}_ms"))
+    for label, key in measures:
+        share = ratio.get(key)
+        rows.append((label, f"{ours[key]:.2f}", f"{plain[key]:.2f}", "" if share is None else f"{share:.3f}"))
+    report_result(
+        result,
+        out,
+        f"service vs plain vLLM ({api}): {len(folders)} adapters, {num_prompts} requests, "
+        f"concurrency {concurrency}, {input_len} in / {output_len} out tokens",
+        rows,
+        ("measure", "ours", "plain vLLM", "ours / plain"),
+        wide=False,
+    )
+
+
+def bench_replicas(
+    replicas: Annotated[
+        str, typer.Option(help="Replica counts, one after the other; 0 is the embedded engine (no hop).")
+    ] = "0,1,2",
+    base_model_dir: Annotated[
+        Path | None, typer.Option(help="Base model folder (default: the prepared one from settings).")
+    ] = None,
+    adapters_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of adapter folders (default: adapter root).", exists=True, file_okay=False),
+    ] = None,
+    adapters: Annotated[int, typer.Option(help="Adapters served; requests go to them in turn.", min=1)] = 4,
+    num_prompts: Annotated[int, typer.Option(help="Requests per replica count.", min=1)] = 32,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.", min=1)] = 8,
+    input_len: Annotated[int, typer.Option(help="Prompt tokens per request.", min=1)] = 64,
+    output_len: Annotated[int, typer.Option(help="Tokens generated per request (ignore_eos).", min=1)] = 32,
+    kv_cache_gib: Annotated[float, typer.Option(help="KV cache of each replica on the CPU, GiB.")] = 1.0,
+    gpu_memory_utilization: Annotated[
+        float,
+        typer.Option(help="Share of the GPU each engine takes (replicas on one GPU must fit together)."),
+    ] = 0.85,
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+) -> None:
+    """Throughput over engine replicas: for each count, that many `vllm serve` replicas behind one router
+    (remote engine), driven by vLLM's serving benchmark client; output tokens/s relative to the first."""
+    import tempfile
+
+    from commands.bench.scaleout import run_replica_bench
+
+    counts = int_list(replicas)
+    bench = _serve_bench(
+        base_model_dir,
+        adapters_dir,
+        adapters,
+        num_prompts=num_prompts,
+        concurrency=concurrency,
+        input_len=input_len,
+        output_len=output_len,
+        kv_cache_gib=kv_cache_gib,
+    )
+    steps = 3 * len(counts)
+    with (
+        progress_bar() as progress,
+        tempfile.TemporaryDirectory(prefix="lora-router-bench-replicas-") as work,
+    ):
+        task = progress.add_task("starting", total=steps)
+        phase = iter(range(steps))
+        try:
+            result = run_replica_bench(
+                bench,
+                counts,
+                Path(work),
+                on_step=lambda what: progress.update(task, description=what, completed=next(phase)),
+                gpu_memory_utilization=gpu_memory_utilization,
+            )
+        except (RuntimeError, TimeoutError) as error:
+            progress.stop()
+            typer.echo(f"bench replicas failed: {error}", err=True)
+            raise typer.Exit(1) from None
+        progress.update(task, description="done", completed=steps)
+    notes = [
+        f"{label}: {run['output_throughput']:.2f} output tok/s "
+        f"({result['output_throughput_vs_first'].get(label, float('nan')):.2f}x), "
+        f"TTFT median {run['median_ttft_ms']:.0f} ms, ok/failed {run['completed']}/{run['failed']}, "
+        f"requests per replica {run['requests_per_replica']}"
+        for label, run in result["runs"].items()
+    ]
+    report_result(result, out, notes=notes)
+
+
+def bench_cold(
+    path: Annotated[
+        str,
+        typer.Option(
+            help="Adapter folder to register, relative to the service's adapter root "
+            "(GET /v1/adapter-folders lists them)."
+        ),
+    ],
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    name: Annotated[str, typer.Option(help="Prefix of the temporary adapter names.")] = "cold",
+    rounds: Annotated[int, typer.Option(help="Measured register → chat → unregister rounds.", min=1)] = 10,
+    warm: Annotated[int, typer.Option(help="Warm chats per round, after the cold one.", min=0)] = 5,
+    warmup: Annotated[int, typer.Option(help="Unmeasured rounds first.", min=0)] = 1,
+    max_tokens: Annotated[int, typer.Option(help="Tokens each answer is made to have.", min=1)] = 8,
+    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Cold start of a newly registered adapter: register it (admin key) and chat to it at once; time
+    register → first token, the register call, the cold TTFT and warm TTFTs; then unregister it."""
+    import httpx
+
+    from commands.bench.cold import ColdBenchError, run_cold
+
+    with progress_bar() as progress:
+        task = progress.add_task(f"registering {path} as new adapters", total=warmup + rounds)
+        try:
+            result = run_cold(
+                url,
+                path,
+                prefix=name,
+                rounds=rounds,
+                warm=warm,
+                warmup_rounds=warmup,
+                max_tokens=max_tokens,
+                api_key=api_key,
+                on_round=lambda: progress.advance(task),
+            )
+        except (ColdBenchError, httpx.HTTPError) as error:
+            progress.stop()
+            typer.echo(f"bench cold failed: {error}", err=True)
+            raise typer.Exit(1) from None
+
+    rows = []
+    for label, key in (
+        ("register → first token", "register_to_first_token"),
+        ("register call", "register"),
+        ("TTFT, first chat (cold)", "cold_ttft"),
+        ("TTFT, later chats (warm)", "warm_ttft"),
+    ):
+        if timing := result[key]:
+            rows.append((label, f"{timing['p50_ms']:.1f}", f"{timing['p99_ms']:.1f}", str(timing["n"])))
+    ratio = result["cold_over_warm_ttft_p50"]
+    changed = not result["registry_unchanged"]
+    report_result(
+        result,
+        out,
+        f"cold start: {path} registered {rounds} times, {warm} warm chats each",
+        rows,
+        ("measure", "p50 ms", "p99 ms", "n"),
+        wide=False,
+        notes=[] if ratio is None else [f"cold / warm TTFT (p50): {ratio:.2f}x"],
+        warnings=["warning: the service's adapter list differs from before the run"] if changed else [],
+    )
