@@ -28,6 +28,7 @@ from router.protocol import REFUSED, ErrorResponse
 from router.routing.manager import RouterManager, TrainingOptions
 from router.routing.open_store import open_router_store
 from router.routing.policy import PolicyConfig
+from router.routing.resolver import ModelResolver
 from router.serving.adapters import AdapterServing
 from router.serving.admission import Admission
 from router.serving.chat import ChatServing
@@ -39,7 +40,6 @@ from router.serving.models import ModelsServing
 from router.serving.prompts import PromptRenderer
 from router.serving.routing import RoutingServing
 from router.serving.sampling import ModelDefaults
-from router.serving.targets import ModelResolver
 from router.serving.tools import Tools
 from router.settings import AUTO_MODEL, DEFAULT_BASE_MODEL, Settings
 

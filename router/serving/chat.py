@@ -21,12 +21,12 @@ from router.protocol import (
     DeltaToolCall,
     ResponseMessage,
 )
+from router.routing.resolver import ModelResolver, Target
 from router.serving.generation import Collected, GenerationServing, Generator, ServingResult, usage
 from router.serving.logprobs import chat_logprobs
 from router.serving.prompts import PromptRenderer
 from router.serving.sampling import ModelDefaults, structured_output
 from router.serving.sse import sse_event
-from router.serving.targets import ModelResolver, Target
 from router.serving.tools import ToolPlan, Tools
 from router.settings import Settings
 

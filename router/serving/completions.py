@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from router.engine.base import CompletionDelta, GenerationStep
 from router.errors import InvalidRequestError
 from router.protocol import ChatMessage, CompletionChoice, CompletionRequest, CompletionResponse
+from router.routing.resolver import Target
 from router.serving.generation import GenerationServing, ServingResult, usage
 from router.serving.logprobs import completion_logprobs
 from router.serving.sampling import structured_output
-from router.serving.targets import Target
 from router.settings import AUTO_MODEL
 
 

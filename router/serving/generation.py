@@ -26,10 +26,10 @@ from router.errors import EngineUnavailableError, InvalidRequestError, ServingEr
 from router.observability import context
 from router.observability.metrics import ServiceMetrics, outcome_of
 from router.protocol import ChatMessage, Usage, _SamplingFields
+from router.routing.resolver import ModelResolver, Target
 from router.serving.prompts import PromptRenderer
 from router.serving.sampling import ModelDefaults, resolve_sampling
 from router.serving.sse import SSE_DONE, sse_error, sse_event
-from router.serving.targets import ModelResolver, Target
 from router.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from router.protocol import (
     TrainingExample,
 )
 from router.routing.manager import RouterManager
-from router.serving.targets import ModelResolver
+from router.routing.resolver import ModelResolver
 
 
 class RoutingServing:
