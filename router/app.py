@@ -25,10 +25,11 @@ from router.limits import BodySizeLimit
 from router.observability.context import RequestIdMiddleware
 from router.observability.metrics import ServiceMetrics
 from router.protocol import REFUSED, ErrorResponse
-from router.routing.manager import RouterManager, TrainingOptions
+from router.routing.manager import RouterManager
 from router.routing.open_store import open_router_store
 from router.routing.policy import PolicyConfig
 from router.routing.resolver import ModelResolver
+from router.routing.training import TrainingOptions
 from router.serving.adapters import AdapterServing
 from router.serving.admission import Admission
 from router.serving.chat import ChatServing

@@ -121,8 +121,8 @@ def bench_routing_quality(
     """How well routers trained by the service's code route CLINC150's validation split (10 domains as
     adapters): in-scope accuracy, training seconds, and out-of-scope recall against in-scope fallbacks."""
     from commands.bench.routing_quality import Draw, run_benchmark, save_curve_png
-    from router.routing.manager import TrainingOptions
     from router.routing.policy import PolicyConfig
+    from router.routing.training import TrainingOptions
 
     settings = make_settings()
     quiet_router_training(settings.router_finetune == "setfit")

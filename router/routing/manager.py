@@ -13,7 +13,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from classifier import (
     ArtifactError,
@@ -21,9 +20,7 @@ from classifier import (
     Classification,
     Example,
     IntentClassifier,
-    TrainingConfig,
     TrainingDataError,
-    check_training_set,
 )
 from router.errors import RouterBusyError, TrainingRejectedError
 from router.protocol import ChatMessage
@@ -37,9 +34,7 @@ from router.routing.policy import (
     unmapped_labels,
 )
 from router.routing.store import RouterVersionStore
-
-if TYPE_CHECKING:
-    from router.settings import Settings
+from router.routing.training import TrainingOptions, train_version
 
 logger = logging.getLogger(__name__)
 
@@ -67,27 +62,6 @@ class TrainingStatus:
     last_error: str | None = None
 
 
-@dataclass(frozen=True)
-class TrainingOptions:
-    classifier: TrainingConfig = TrainingConfig()
-    max_examples: int = 5000
-    max_text_chars: int = 2000
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TrainingOptions:
-        return cls(
-            classifier=TrainingConfig(
-                seed=settings.seed,
-                finetune=settings.router_finetune,
-                body_layers=settings.router_body_layers or None,
-                oos_quantile=settings.router_oos_quantile,
-                num_iterations=settings.router_train_iterations,
-            ),
-            max_examples=settings.router_max_examples,
-            max_text_chars=settings.router_max_text_chars,
-        )
-
-
 # Classifications of recent user turns: in a conversation, every request repeats the turns before its last.
 CACHED_TURNS = 4096
 
@@ -101,14 +75,14 @@ class RouterManager:
         *,
         context_turns: int = 1,
         sticky_turns: int = 4,
-        training: TrainingOptions = TrainingOptions(),
+        training: TrainingOptions | None = None,
     ) -> None:
         self._store = store
         self.config = config
         self._adapters = adapters
         self._context_turns = context_turns
         self._sticky_turns = sticky_turns
-        self.training_options = training
+        self.training_options = training or TrainingOptions()
         self._turns: OrderedDict[tuple[str, str], Classification] = OrderedDict()
         self._live: LiveRouter | None = None
         # A version `sync` found unloadable: not downloaded and verified again every round.
@@ -149,11 +123,14 @@ class RouterManager:
         """The same examples, trained by this code: routers saved by an older release come back at start-up
         (training takes seconds) instead of leaving `auto` without a router."""
         examples = self._store.examples(version)
-        trained = IntentClassifier.train(examples, config=self.training_options.classifier)
-        new_version = self._store.save(trained, examples)
-        classifier, _ = self._store.load(new_version)
-        self._store.activate(new_version)
-        return LiveRouter(classifier, new_version, examples)
+        new_version, _ = train_version(self._store, examples, self.training_options)
+        return self._activate(new_version, examples)
+
+    def _activate(self, version: str, examples: list[Example]) -> LiveRouter:
+        # What goes live is the saved, verified artifact (with its ONNX body), as after a restart.
+        classifier, _ = self._store.load(version)
+        self._store.activate(version)
+        return LiveRouter(classifier, version, examples)
 
     async def sync(self) -> bool:
         """Swap in the version the store names live if another replica changed it; True when it swapped.
@@ -258,34 +235,24 @@ class RouterManager:
                 self.training.running = False
 
     async def _train(self, examples: list[Example]) -> LiveRouter:
-        options = self.training_options
-        try:
-            check_training_set(
-                examples, max_examples=options.max_examples, max_text_chars=options.max_text_chars
-            )
-        except TrainingDataError as exc:
-            raise TrainingRejectedError(exc.message, param=exc.param) from exc
-        self._check_labels(sorted({e.label for e in examples}))
-
         def progress(fraction: float) -> None:
             self.training.progress = fraction
 
         started = time.perf_counter()
         current = self._live
-        classifier = await asyncio.to_thread(
-            IntentClassifier.train,
-            examples,
-            config=options.classifier,
-            warm_start=current.classifier if current else None,
-            on_progress=progress,
-        )
-        # Adapters may have come or gone while it trained.
-        self._check_labels(classifier.labels)
-        version = await asyncio.to_thread(self._store.save, classifier, examples)
-        # What goes live is the saved, verified artifact (with its ONNX body), as after a restart.
-        classifier, _ = await asyncio.to_thread(self._store.load, version)
-        await asyncio.to_thread(self._store.activate, version)
-        live = LiveRouter(classifier, version, examples)
+        try:
+            version, _ = await asyncio.to_thread(
+                train_version,
+                self._store,
+                examples,
+                self.training_options,
+                warm_start=current.classifier if current else None,
+                on_progress=progress,
+                check_labels=self._check_labels,
+            )
+        except TrainingDataError as exc:
+            raise TrainingRejectedError(exc.message, param=exc.param) from exc
+        live = await asyncio.to_thread(self._activate, version, examples)
         self._live = live
         logger.info(
             "router %s trained on %d examples in %.1fs and swapped in",

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from classifier import EvalReport, IntentClassifier, check_training_set, load_examples
-from router.routing.manager import TrainingOptions
+from classifier import EvalReport, IntentClassifier, load_examples
 from router.routing.open_store import open_router_store
 from router.routing.policy import PolicyConfig
+from router.routing.training import TrainingOptions, train_version
 from router.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -22,12 +22,10 @@ def train_router(
     activate: bool = True,
     on_progress: Callable[[float], None] | None = None,
 ) -> tuple[str, IntentClassifier]:
-    options = TrainingOptions.from_settings(settings)
-    examples = load_examples(examples_path)
-    check_training_set(examples, max_examples=options.max_examples, max_text_chars=options.max_text_chars)
-    classifier = IntentClassifier.train(examples, config=options.classifier, on_progress=on_progress)
     store = open_router_store(settings)
-    version = store.save(classifier, examples)
+    version, classifier = train_version(
+        store, load_examples(examples_path), TrainingOptions.from_settings(settings), on_progress=on_progress
+    )
     if activate:
         store.activate(version)
     return version, classifier
