@@ -1,14 +1,7 @@
-"""Evaluation of a classifier on labelled messages, including what a confidence threshold would do.
+"""Evaluation of a classifier on labelled messages: accuracy, macro-F1, per-label scores, confusion matrix.
 
-The router answers a message with the top label's adapter only when the top probability reaches its
-threshold; below it, the message falls back to the base model. For each threshold ``t`` the sweep reports:
-
-- ``fallback_rate``: share of messages whose top probability is ``< t``;
-- ``accuracy_when_routed``: accuracy among the other messages (``None`` when none is routed);
-- ``accuracy_with_fallback``: share of all messages answered right, where a routed message is right when its
-  top label is the true label and a fallen-back message is right only when its true label is
-  ``fallback_label`` (the base model serves e.g. "chat" itself). With no ``fallback_label``, a fallback is
-  always wrong. At ``t = 0`` nothing falls back and this equals ``accuracy``.
+These are the classifier's own numbers (top label against true label). What the router answers, with its
+fallback rules on top, is the router's evaluation under its live policy.
 
 `build_report` is a pure function of true labels and probabilities, so the numbers can be checked by hand.
 """
@@ -23,8 +16,6 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
 
 @dataclass(frozen=True)
 class LabelMetrics:
@@ -33,14 +24,6 @@ class LabelMetrics:
     recall: float
     f1: float
     support: int
-
-
-@dataclass(frozen=True)
-class ThresholdRow:
-    threshold: float
-    fallback_rate: float
-    accuracy_when_routed: float | None
-    accuracy_with_fallback: float
 
 
 @dataclass(frozen=True)
@@ -55,8 +38,6 @@ class EvalReport:
     labels: list[str]
     per_label: list[LabelMetrics]
     confusion: list[list[int]]
-    thresholds: list[ThresholdRow]
-    fallback_label: str | None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,12 +55,6 @@ class EvalReport:
         for m in self.per_label:
             scores = f"{m.precision:9.3f}  {m.recall:6.3f}  {m.f1:6.3f}"
             lines.append(f"{m.label:<{width}}  {scores}  {m.support:7d}")
-        fallback = repr(self.fallback_label) if self.fallback_label else "none"
-        lines += ["", f"threshold  fallback  acc. routed  acc. with fallback (correct fallback: {fallback})"]
-        for row in self.thresholds:
-            routed = "-" if row.accuracy_when_routed is None else f"{row.accuracy_when_routed:.3f}"
-            rates = f"{row.threshold:9.2f}  {row.fallback_rate:8.1%}"
-            lines.append(f"{rates}  {routed:>11}  {row.accuracy_with_fallback:18.3f}")
         cell = max(5, width)
         lines += ["", "confusion matrix (rows = true, columns = predicted)"]
         lines.append(" " * width + "".join(f"  {label:>{cell}}" for label in self.labels))
@@ -117,9 +92,6 @@ def build_report(
     true_labels: Sequence[str],
     probas: np.ndarray,
     labels: Sequence[str],
-    *,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    fallback_label: str | None = None,
 ) -> EvalReport:
     """Metrics for messages with ``true_labels`` given ``probas`` (row per message, columns = ``labels``)."""
     if probas.shape != (len(true_labels), len(labels)) or not len(true_labels):
@@ -143,20 +115,6 @@ def build_report(
     f1 = _ratio(2 * precision * recall, precision + recall)
     # Like sklearn's default: average over the labels that occur as truth or as prediction.
     present = (support + predicted_count) > 0
-
-    top = probas.max(axis=1)
-    is_fallback_label = np.array([label == fallback_label for label in true_labels])
-    rows = []
-    for t in thresholds:
-        routed = top >= t
-        rows.append(
-            ThresholdRow(
-                threshold=float(t),
-                fallback_rate=float(1.0 - routed.mean()),
-                accuracy_when_routed=float(correct[routed].mean()) if routed.any() else None,
-                accuracy_with_fallback=float(np.mean((routed & correct) | (~routed & is_fallback_label))),
-            )
-        )
     return EvalReport(
         count=len(true_labels),
         accuracy=float(correct.mean()),
@@ -167,8 +125,6 @@ def build_report(
             for label, p, r, f, s in zip(axis, precision, recall, f1, support, strict=True)
         ],
         confusion=confusion.tolist(),
-        thresholds=rows,
-        fallback_label=fallback_label,
     )
 
 

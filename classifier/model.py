@@ -37,7 +37,7 @@ from classifier.artifact import verify_artifact, write_artifact
 from classifier.data import OUT_OF_SCOPE_LABEL, SUB_INTENT_SEPARATOR, Example, check_training_set, group_of
 from classifier.encoder import BODY_DIR, Backend, Encoder, default_body_path
 from classifier.errors import ArtifactError, ArtifactFormatError
-from classifier.evaluation import DEFAULT_THRESHOLDS, EvalReport, build_report
+from classifier.evaluation import EvalReport, build_report
 from classifier.head import RouterHead
 from classifier.onnx_body import ONNX_FILE, UnsupportedBody
 from classifier.training import TrainingConfig, fit_head, train_setfit
@@ -207,8 +207,13 @@ class IntentClassifier:
 
     def classify(self, text: str) -> Classification:
         """Probabilities and similarity of one message, from one encoding."""
-        features = self.encode([text])
-        return Classification(self.head.predict_proba(features)[0], float(self.head.similarity(features)[0]))
+        return self.classify_all([text])[0]
+
+    def classify_all(self, texts: Sequence[str]) -> list[Classification]:
+        """`classify` for many messages, encoded as one batch."""
+        features = self.encode(texts)
+        probabilities, similarity = self.head.predict_proba(features), self.head.similarity(features)
+        return [Classification(p, float(s)) for p, s in zip(probabilities, similarity, strict=True)]
 
     def predict_proba(self, inputs: str | Sequence[str]) -> np.ndarray:
         """Probabilities aligned with `labels`: shape (n_labels,) for a string, (n, n_labels) for a list."""
@@ -235,22 +240,11 @@ class IntentClassifier:
         """Probability of every label for one message."""
         return dict(zip(self.labels, self.predict_proba(text).tolist(), strict=True))
 
-    def evaluate(
-        self,
-        examples: list[Example],
-        *,
-        thresholds: Sequence[float] | None = None,
-        fallback_label: str | None = None,
-    ) -> EvalReport:
-        """Metrics on labelled ``examples``, with a threshold sweep (defined in `classifier.evaluation`)."""
+    def evaluate(self, examples: list[Example]) -> EvalReport:
+        """Top-label metrics on labelled ``examples`` (defined in `classifier.evaluation`); what the router
+        answers under its policy is the router's evaluation."""
         probas = self.predict_proba([e.text for e in examples])
-        return build_report(
-            [e.label for e in examples],
-            probas,
-            self.labels,
-            thresholds=DEFAULT_THRESHOLDS if thresholds is None else thresholds,
-            fallback_label=fallback_label,
-        )
+        return build_report([e.label for e in examples], probas, self.labels)
 
     def save_pretrained(self, path: Path, *, overwrite: bool = False) -> str:
         """Save atomically to the folder ``path``; return the content hash (`content_hash` from now on)."""

@@ -37,13 +37,14 @@ def eval_router(
     out: Annotated[Path | None, typer.Option(help="Folder for report.json and confusion.png.")] = None,
     version: Annotated[str | None, typer.Option(help="Router version (default: the live one).")] = None,
 ) -> None:
-    """Accuracy, macro-F1, confusion matrix and the threshold / fallback-rate trade-off on held-out data."""
-    from router.routing.offline import evaluate_router
+    """Accuracy, macro-F1 and confusion matrix on held-out data, and what the live policy answers (fallback
+    rate, accuracy) with a threshold sweep."""
+    from router.routing.offline import evaluate_live_router
 
     quiet_transformers()
     with progress_bar() as progress:
         progress.add_task("router: evaluating", total=None)
-        version, report = evaluate_router(make_settings(), heldout, version)
+        version, report = evaluate_live_router(make_settings(), heldout, version)
     typer.echo(f"router {version} on {heldout}\n{report.to_text()}")
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

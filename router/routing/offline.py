@@ -6,7 +6,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from classifier import EvalReport, IntentClassifier, load_examples
+from classifier import IntentClassifier, load_examples
+from lora_registry import open_adapter_store
+from router.routing.evaluation import RouterReport, evaluate_router
 from router.routing.open_store import open_router_store
 from router.routing.policy import PolicyConfig
 from router.routing.training import TrainingOptions, train_version
@@ -31,14 +33,20 @@ def train_router(
     return version, classifier
 
 
-def evaluate_router(
+def evaluate_live_router(
     settings: Settings, heldout_path: Path, version: str | None = None
-) -> tuple[str, EvalReport]:
+) -> tuple[str, RouterReport]:
+    """A router version (the live one by default) on held-out examples, under the policy the settings
+    configure and the adapters registered now."""
     store = open_router_store(settings)
     version = version or store.current_version()
     if version is None:
         raise FileNotFoundError(f"no router in {settings.router_dir}; run `lora-router train-router` first")
     classifier, _ = store.load(version)
-    fallback_label = PolicyConfig.from_settings(settings).fallback_label()
-    report = classifier.evaluate(load_examples(heldout_path), fallback_label=fallback_label)
+    adapters = {
+        spec.name for spec in open_adapter_store(settings.database_url, settings.resolved_registry_db).list()
+    }
+    report = evaluate_router(
+        classifier, load_examples(heldout_path), PolicyConfig.from_settings(settings), adapters
+    )
     return version, report

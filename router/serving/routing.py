@@ -19,6 +19,7 @@ from router.protocol import (
     RoutingInfo,
     TrainingExample,
 )
+from router.routing.evaluation import evaluate_router
 from router.routing.manager import RouterManager
 from router.routing.resolver import ModelResolver
 
@@ -89,16 +90,18 @@ class RoutingServing:
         limit = self._router.training_options.max_examples
         if len(examples) > limit:
             raise InvalidRequestError(f"at most {limit} examples are evaluated at once", param="examples")
+        config = self._router.config
         report = await asyncio.to_thread(
-            live.classifier.evaluate, examples, fallback_label=self._router.config.fallback_label()
+            evaluate_router, live.classifier, examples, config, set(self._registry.names())
         )
+        metrics = report.classifier
         return RouterEvaluation(
             version=live.version,
-            count=report.count,
-            accuracy=report.accuracy,
-            macro_f1=report.macro_f1,
-            labels=report.labels,
-            confusion=report.confusion,
-            per_label=[LabelScore(**vars(m)) for m in report.per_label],
-            fallback_label=report.fallback_label,
+            count=metrics.count,
+            accuracy=metrics.accuracy,
+            macro_f1=metrics.macro_f1,
+            labels=metrics.labels,
+            confusion=metrics.confusion,
+            per_label=[LabelScore(**vars(m)) for m in metrics.per_label],
+            fallback_label=config.fallback_label(),
         )

@@ -28,7 +28,7 @@ PROBAS = np.array([p for _, p in CASES])
 
 @pytest.fixture
 def report() -> EvalReport:
-    return build_report(TRUE, PROBAS, LABELS, thresholds=[0.0, 0.5, 0.7, 0.95], fallback_label="chat")
+    return build_report(TRUE, PROBAS, LABELS)
 
 
 def test_accuracy_confusion_and_per_label_metrics(report: EvalReport) -> None:
@@ -41,30 +41,6 @@ def test_accuracy_confusion_and_per_label_metrics(report: EvalReport) -> None:
     assert per_label["math"] == pytest.approx((0.5, 0.5, 0.5, 2))
     assert per_label["sql"] == pytest.approx((0.5, 0.5, 0.5, 2))
     assert report.macro_f1 == pytest.approx(2 / 3)
-
-
-def test_threshold_sweep(report: EvalReport) -> None:
-    rows = {row.threshold: row for row in report.thresholds}
-    # t = 0: everything routed.
-    assert (rows[0.0].fallback_rate, rows[0.0].accuracy_when_routed) == (0.0, pytest.approx(4 / 6))
-    assert rows[0.0].accuracy_with_fallback == pytest.approx(report.accuracy)
-    # t = 0.5: only message 5 (top 0.45) falls back; it is chat, so the fallback is right.
-    assert rows[0.5].fallback_rate == pytest.approx(1 / 6)
-    assert rows[0.5].accuracy_when_routed == pytest.approx(3 / 5)
-    assert rows[0.5].accuracy_with_fallback == pytest.approx(4 / 6)
-    # t = 0.7: messages 1 and 4 are routed, both right; of the 4 fallbacks only message 5 is chat.
-    assert rows[0.7].fallback_rate == pytest.approx(4 / 6)
-    assert rows[0.7].accuracy_when_routed == 1.0
-    assert rows[0.7].accuracy_with_fallback == pytest.approx(3 / 6)
-    # t = 0.95: nothing routed; the two chat messages are right by falling back.
-    assert rows[0.95].fallback_rate == 1.0
-    assert rows[0.95].accuracy_when_routed is None
-    assert rows[0.95].accuracy_with_fallback == pytest.approx(2 / 6)
-
-
-def test_without_fallback_label_every_fallback_is_wrong() -> None:
-    report = build_report(TRUE, PROBAS, LABELS, thresholds=[0.5, 0.95])
-    assert [row.accuracy_with_fallback for row in report.thresholds] == [pytest.approx(3 / 6), 0.0]
 
 
 def test_true_labels_unknown_to_the_model_get_their_own_row() -> None:
@@ -93,20 +69,12 @@ def test_json_round_trips(report: EvalReport) -> None:
     data = json.loads(report.to_json())
     assert data["accuracy"] == pytest.approx(4 / 6)
     assert data["confusion"] == report.confusion
-    assert data["thresholds"][3] == {
-        "threshold": 0.95,
-        "fallback_rate": 1.0,
-        "accuracy_when_routed": None,
-        "accuracy_with_fallback": pytest.approx(1 / 3),
-    }
     assert data["per_label"][0] == {"label": "chat", "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
 
 
-def test_text_shows_metrics_sweep_and_matrix(report: EvalReport) -> None:
+def test_text_shows_metrics_and_matrix(report: EvalReport) -> None:
     text = report.to_text()
     assert "accuracy: 0.667" in text and "macro-F1: 0.667" in text
-    assert "correct fallback: 'chat'" in text
-    assert "     0.95    100.0%            -" in text
     matrix = text.split("rows = true, columns = predicted)\n")[1].splitlines()
     assert matrix[0].split() == LABELS
     assert matrix[2].split() == ["math", "0", "1", "1"]

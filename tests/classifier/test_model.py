@@ -316,11 +316,19 @@ def test_foreign_module_in_body_is_refused(saved: Path, tmp_path: Path) -> None:
 
 def test_evaluate_uses_the_models_predictions(trained: IntentClassifier) -> None:
     examples = [Example(text, label) for text, label in HELD_OUT]
-    report = trained.evaluate(examples, thresholds=[0.0, 1.01], fallback_label="chat")
+    report = trained.evaluate(examples)
     assert report.count == len(HELD_OUT) and report.accuracy == 1.0
     assert report.labels == trained.labels
-    assert [row.fallback_rate for row in report.thresholds] == [0.0, 1.0]
-    assert report.thresholds[1].accuracy_with_fallback == pytest.approx(2 / 6)
+    assert sum(report.confusion[i][i] for i in range(len(report.labels))) == len(HELD_OUT)
+
+
+def test_classify_all_is_classify_one_by_one(trained: IntentClassifier) -> None:
+    texts = [text for text, _ in HELD_OUT]
+    together = trained.classify_all(texts)
+    for text, batched in zip(texts, together, strict=True):
+        alone = trained.classify(text)
+        np.testing.assert_allclose(batched.probabilities, alone.probabilities, atol=1e-5)
+        assert batched.similarity == pytest.approx(alone.similarity, abs=1e-5)
 
 
 def test_onnx_body_encodes_like_the_torch_body(trained: IntentClassifier, saved: Path) -> None:
