@@ -49,5 +49,10 @@ def eval_router(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(report.to_json())
-        report.save_confusion_png(out / "confusion.png")
-        typer.echo(f"wrote {out / 'report.json'} and {out / 'confusion.png'}")
+        typer.echo(f"wrote {out / 'report.json'}")
+        try:
+            report.save_confusion_png(out / "confusion.png")
+        except ModuleNotFoundError as exc:  # a service-only install has no plotting library
+            typer.echo(f"no confusion.png: {exc.name} is not installed (pip install 'lora-router[bench]')")
+        else:
+            typer.echo(f"wrote {out / 'confusion.png'}")

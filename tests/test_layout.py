@@ -4,6 +4,7 @@ and the classifier; the experts and the classifier know nothing of the service; 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "import_cycles.py"
@@ -35,3 +36,19 @@ def test_packages_import_one_way_and_modules_have_no_cycles() -> None:
     )
     assert wrong == []
     assert import_cycles.cycles(edges) == []
+
+
+def test_the_service_installs_and_imports_without_the_training_and_benchmark_extras() -> None:
+    import subprocess
+    import sys
+    import tomllib
+
+    project = tomllib.loads((SCRIPT.parent.parent / "pyproject.toml").read_text())["project"]
+    extras_only = {"peft", "trl", "matplotlib"}
+    core = {re.split(r"[<>=\[ ]", requirement)[0].lower() for requirement in project["dependencies"]}
+    assert core & extras_only == set()
+    assert {"train", "bench"} <= set(project["optional-dependencies"])
+    # What `serve` and a replica load (the app with its engines) and the command line itself, in a process
+    # where the extras look uninstalled (transformers imports peft only when it finds it).
+    probe = "import sys; sys.modules.update(dict.fromkeys(%r)); import router.app, router.engine, commands.main"
+    subprocess.run([sys.executable, "-c", probe % sorted(extras_only)], check=True, timeout=120)
