@@ -8,6 +8,7 @@ from lora_registry.errors import (
     AdapterPathError,
     AdapterTooLargeError,
     AdapterValidationError,
+    ApiError,
     InvalidAdapterNameError,
     RegistryError,
 )
@@ -19,6 +20,7 @@ from lora_registry.validation import ValidatedAdapter, validate_adapter_folder
 
 __all__ = [
     "AdapterExistsError",
+    "ApiError",
     "AdapterLimitError",
     "AdapterNotFoundError",
     "AdapterPathError",

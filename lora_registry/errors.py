@@ -7,9 +7,15 @@ file field) at fault; messages name that field so a client can fix the request w
 from __future__ import annotations
 
 
-class RegistryError(Exception):
+class ApiError(Exception):
+    """The one base of every error a client of the service sees, the registry's and the serving layer's: the
+    HTTP status, a machine-readable ``code``, the request field at fault (``param``) and any headers the
+    status calls for (WWW-Authenticate, Retry-After). The service renders each in OpenAI's error shape. It
+    lives here, the lowest of the service's packages, so that both hierarchies can share it."""
+
     status_code: int = 400
-    code: str = "registry_error"
+    code: str | None = None
+    headers: dict[str, str] | None = None
 
     def __init__(
         self,
@@ -29,6 +35,10 @@ class RegistryError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, param={self.param!r}, code={self.code!r})"
+
+
+class RegistryError(ApiError):
+    code = "registry_error"
 
 
 class RegistryUnavailableError(RegistryError):

@@ -15,12 +15,12 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lora_registry import AdapterRegistry, BaseModelInfo, RegistryError, open_adapter_store
+from lora_registry import AdapterRegistry, ApiError, BaseModelInfo, open_adapter_store
 from router.api import adapters, generation, health, metrics, models, routing, ui
 from router.auth import ApiKeys, Scope, require
 from router.default_experts import install_default_experts
 from router.engine import build_engine, build_tool_parser
-from router.errors import ServingError, error_response
+from router.errors import error_response
 from router.limits import BodySizeLimit
 from router.observability.context import RequestIdMiddleware
 from router.observability.metrics import ServiceMetrics
@@ -156,13 +156,9 @@ def _json_error(
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ServingError)
-    async def serving_error(_: Request, exc: ServingError) -> JSONResponse:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _json_error(exc.status_code, exc.message, param=exc.param, code=exc.code, headers=exc.headers)
-
-    @app.exception_handler(RegistryError)
-    async def registry_error(_: Request, exc: RegistryError) -> JSONResponse:
-        return _json_error(exc.status_code, exc.message, param=exc.param, code=exc.code)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+from lora_registry.errors import ApiError
 from router.protocol import ErrorInfo, ErrorResponse
 
 
-class ServingError(Exception):
-    status_code: int = HTTPStatus.BAD_REQUEST
-    code: str | None = None
-    # Extra response headers the status calls for (WWW-Authenticate, Retry-After).
-    headers: dict[str, str] | None = None
-
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        if code is not None:
-            self.code = code
+class ServingError(ApiError):
+    """What the serving layer refuses or cannot do; the registry's errors share the base."""
 
 
 class InvalidRequestError(ServingError):

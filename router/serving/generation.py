@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from lora_registry import ApiError
 from router.engine.base import (
     CompletionDelta,
     Engine,
@@ -22,7 +23,7 @@ from router.engine.base import (
     StructuredOutput,
     TokenLogprob,
 )
-from router.errors import EngineUnavailableError, InvalidRequestError, ServingError
+from router.errors import EngineUnavailableError, InvalidRequestError
 from router.observability import context
 from router.observability.metrics import ServiceMetrics, outcome_of
 from router.protocol import ChatMessage, Usage, _SamplingFields
@@ -273,7 +274,7 @@ class GenerationServing:
                     ]
                     if visible:
                         yield sse_event(event(visible))
-        except ServingError as exc:
+        except ApiError as exc:
             # Headers are gone already: the error travels as an event, and the stream still ends cleanly.
             yield sse_error(exc)
         else:

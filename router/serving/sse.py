@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from router.errors import ServingError, error_response
+from lora_registry import ApiError
+from router.errors import error_response
 
 SSE_DONE = "data: [DONE]\n\n"
 
@@ -13,5 +14,5 @@ def sse_event(payload: BaseModel) -> str:
     return f"data: {payload.model_dump_json(exclude_none=True)}\n\n"
 
 
-def sse_error(exc: ServingError) -> str:
+def sse_error(exc: ApiError) -> str:
     return sse_event(error_response(exc.status_code, exc.message, param=exc.param, code=exc.code))
