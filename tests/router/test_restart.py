@@ -16,9 +16,10 @@ from router.settings import Settings
 from tests.router.service_checks import QUESTION, chat, still_serving, wait_for
 
 
-def test_runtime_registrations_survive_a_restart(
+def test_sigterm_drains_streams_and_a_restart_keeps_runtime_registrations(
     service: ServiceProcess, http: httpx.Client, client: openai.OpenAI
 ) -> None:
+    # One stop and start for both halves: a service start is the dearest thing in the suite.
     created = http.post("/v1/adapters", json={"name": "kept", "path": "delta", "description": "survives"})
     assert created.status_code == 201, created.text
     http.delete("/v1/adapters/gamma").raise_for_status()  # seeded from the registry file, then removed
@@ -27,22 +28,8 @@ def test_runtime_registrations_survive_a_restart(
     answer = client.chat.completions.create(model="kept", messages=question, temperature=0, max_tokens=12)
 
     old_pid = service.pid
-    service.restart()
-    assert service.pid != old_pid
-
-    after = {a["name"]: a["id"] for a in http.get("/v1/adapters").json()["data"]}
-    # `gamma` is back: the registry file seeds names that are missing at start-up.
-    assert {k: v for k, v in after.items() if k != "gamma"} == {k: v for k, v in before.items()}
-    again = client.chat.completions.create(model="kept", messages=question, temperature=0, max_tokens=12)
-    assert again.choices[0].message.content == answer.choices[0].message.content
-    http.delete("/v1/adapters/kept").raise_for_status()
-
-
-def test_sigterm_drains_streams_and_leaves_no_process(
-    service: ServiceProcess, http: httpx.Client, client: openai.OpenAI
-) -> None:
-    assert service.pid is not None
-    children = psutil.Process(service.pid).children(recursive=True)
+    assert old_pid is not None
+    children = psutil.Process(old_pid).children(recursive=True)
     assert children  # the engine core at least
     tokens = 16  # about 4 s on the CPU engine: well inside the grace period
     body = {
@@ -75,5 +62,13 @@ def test_sigterm_drains_streams_and_leaves_no_process(
         return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
     assert wait_for(lambda: not survivors(), within_s=10), [c.cmdline() for c in survivors()]
+
     service.start()
+    assert service.pid != old_pid
+    after = {a["name"]: a["id"] for a in http.get("/v1/adapters").json()["data"]}
+    # `gamma` is back: the registry file seeds names that are missing at start-up.
+    assert {k: v for k, v in after.items() if k != "gamma"} == {k: v for k, v in before.items()}
+    again = client.chat.completions.create(model="kept", messages=question, temperature=0, max_tokens=12)
+    assert again.choices[0].message.content == answer.choices[0].message.content
+    http.delete("/v1/adapters/kept").raise_for_status()
     still_serving(client)
