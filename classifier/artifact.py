@@ -16,12 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from classifier.errors import ArtifactError
+from database.files import file_sha256, staged_folder
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "lora-router-manifest"
@@ -38,22 +37,16 @@ def write_artifact(target: Path, fill: Callable[[Path], None], *, overwrite: boo
     """
     if target.exists() and not overwrite:
         raise FileExistsError(f"{str(target)!r} already exists; pass overwrite=True to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    try:
+    with staged_folder(target, existing="replace" if overwrite else "refuse") as staging:
         fill(staging)
         files = list_files(staging)
-        hashes = {name: _sha256(staging / name) for name in files}
+        hashes = {name: file_sha256(staging / name) for name in files}
         content_hash = _content_hash(hashes)
         manifest = {"format": MANIFEST_FORMAT, "files": hashes, "content_hash": content_hash}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         # Flush to disk before the rename publishes the folder, so a power cut cannot expose empty files.
         for name in [*files, MANIFEST, "."]:
             _fsync(staging / name)
-        _move_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return content_hash
 
 
@@ -71,7 +64,7 @@ def verify_artifact(folder: Path) -> str:
     if missing := sorted(listed.keys() - on_disk):
         raise ArtifactError(f"{missing[0]} is listed in {MANIFEST} but missing")
     for name in sorted(listed):
-        if _sha256(folder / name) != listed[name]:
+        if file_sha256(folder / name) != listed[name]:
             raise ArtifactError(f"{name} does not match its sha256 in {MANIFEST} (corrupted or modified)")
     return _content_hash(listed)
 
@@ -122,25 +115,9 @@ def _content_hash(hashes: dict[str, str]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _move_into_place(staging: Path, target: Path) -> None:
-    if not target.exists():
-        staging.rename(target)
-        return
-    # A folder cannot be renamed over a non-empty one: set the old one aside first, drop it once replaced.
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    target.rename(retired / target.name)
-    staging.rename(target)
-    shutil.rmtree(retired, ignore_errors=True)

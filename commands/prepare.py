@@ -7,13 +7,13 @@ and chat template.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
+
+from database.files import file_sha256, staged_folder
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +42,6 @@ def find_gguf() -> Path:
     return files[0]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def is_prepared(target: Path, gguf: Path) -> bool:
     marker = target / MARKER
     if not marker.is_file():
@@ -58,7 +50,7 @@ def is_prepared(target: Path, gguf: Path) -> bool:
         recorded = json.loads(marker.read_text())
     except json.JSONDecodeError:
         return False
-    return recorded.get("gguf_sha256") == _sha256(gguf) and (target / "model.safetensors").is_file()
+    return recorded.get("gguf_sha256") == file_sha256(gguf) and (target / "model.safetensors").is_file()
 
 
 def prepare_base_model(target: Path, *, step: Step = lambda _: None, force: bool = False) -> bool:
@@ -89,16 +81,13 @@ def prepare_base_model(target: Path, *, step: Step = lambda _: None, force: bool
     model.generation_config = quantized.generation_config
 
     step("saving safetensors")
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    write_sampling_defaults(tmp)
-    (tmp / MARKER).write_text(json.dumps({"source": gguf.name, "gguf_sha256": _sha256(gguf)}, indent=2))
-    # Swap in whole so a crash never leaves a half-written model that looks prepared.
-    shutil.rmtree(target, ignore_errors=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(target)
+    # Swapped in whole so a crash never leaves a half-written model that looks prepared.
+    with staged_folder(target, existing="replace") as staging:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        write_sampling_defaults(staging)
+        marker = {"source": gguf.name, "gguf_sha256": file_sha256(gguf)}
+        (staging / MARKER).write_text(json.dumps(marker, indent=2))
     logger.info("base model written to %s", target)
     return True
 

@@ -1,4 +1,5 @@
-"""The PostgreSQL database that router replicas share: its numbered migrations, and the connection to it."""
+"""Storage: the PostgreSQL database that router replicas share (its numbered migrations, and the connection
+to it), and files and folders written whole (`database.files`)."""
 
 from database.connection import Database
 

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from experts.folders import ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORA_KEY, staged_folder
+from database.files import staged_folder
+from experts.folders import ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORA_KEY
 
 if TYPE_CHECKING:
     import torch
@@ -118,7 +119,7 @@ def merge_adapter(
         merged.config.tie_word_embeddings = False
     merged.to(dtype)
 
-    with staged_folder(output, overwrite=overwrite) as stage:
+    with staged_folder(output, existing="replace" if overwrite else "refuse") as stage:
         merged.save_pretrained(str(stage), safe_serialization=True)
         for file in sorted(base_model.iterdir()):
             if file.is_file() and TOKENIZER_FILES.fullmatch(file.name):

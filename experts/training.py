@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from experts.folders import ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORA_KEY, file_sha256, staged_folder
+from database.files import file_sha256, staged_folder
+from experts.folders import ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORA_KEY
 from experts.formatting import ChatFormatter, SftRecord, load_sft_records
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ def train_adapter(
 
     started = time.perf_counter()
     with (
-        staged_folder(output, overwrite=overwrite) as stage,
+        staged_folder(output, existing="replace" if overwrite else "refuse") as stage,
         tempfile.TemporaryDirectory(prefix="adapter-train-") as scratch,
     ):
         trainer = build_trainer(base_model, records, config, output_dir=Path(scratch), callbacks=[_Watch()])

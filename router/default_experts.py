@@ -6,9 +6,9 @@ from __future__ import annotations
 import filecmp
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 
+from database.files import publish_folder, staging_folder
 from lora_registry import AdapterRegistry, AdapterSpec
 
 logger = logging.getLogger(__name__)
@@ -27,15 +27,12 @@ def install_default_experts(registry: AdapterRegistry, adapter_root: Path) -> li
         if target.is_dir() and not _differs(folder, target):
             continue
         # A staging folder of its own: router replicas sharing the adapter root may install at the same time.
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=target.parent))
-        shutil.copytree(folder, staging, dirs_exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        try:
-            staging.rename(target)
-        except OSError:  # another replica's copy landed first
-            shutil.rmtree(staging, ignore_errors=True)
-            continue
+        with staging_folder(target.parent, folder.name) as staging:
+            shutil.copytree(folder, staging, dirs_exist_ok=True)
+            try:
+                publish_folder(staging, target, existing="replace")
+            except OSError:  # another replica's copy landed first
+                continue
         logger.info("installed default expert %s at %s", folder.name, target)
     return registry.seed_from_yaml(REGISTRY_FILE)
 

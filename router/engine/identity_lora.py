@@ -9,10 +9,9 @@ Giving base requests this adapter on the CPU keeps every index valid and their a
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
+from database.files import staged_folder
 from lora_registry import BaseModelInfo
 from router.engine.base import AdapterRef
 
@@ -39,9 +38,6 @@ def write_identity_lora(base: BaseModelInfo, folder: Path) -> Path:
         if module.rpartition(".")[2] == TARGET:
             tensors[f"base_model.model.{module}.lora_A.weight"] = torch.zeros(RANK, in_features)
             tensors[f"base_model.model.{module}.lora_B.weight"] = torch.zeros(out_features, RANK)
-    # Written aside and renamed into place: router replicas sharing an adapter volume may write it at once.
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder.parent))
     config = {
         "peft_type": "LORA",
         "r": RANK,
@@ -51,10 +47,9 @@ def write_identity_lora(base: BaseModelInfo, folder: Path) -> Path:
         "bias": "none",
         "modules_to_save": None,
     }
-    (staging / "adapter_config.json").write_text(json.dumps(config))
-    save_file(tensors, str(staging / "adapter_model.safetensors"))
-    try:
-        staging.rename(folder)
-    except OSError:  # another process was first
-        shutil.rmtree(staging, ignore_errors=True)
+    # Written aside and renamed into place: router replicas sharing an adapter volume may write it at once,
+    # and the first one's copy (the same zeros) stays.
+    with staged_folder(folder, existing="keep") as staging:
+        (staging / "adapter_config.json").write_text(json.dumps(config))
+        save_file(tensors, str(staging / "adapter_model.safetensors"))
     return folder

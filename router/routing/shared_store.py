@@ -12,7 +12,6 @@ import logging
 import re
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath
 
 import psycopg
@@ -20,6 +19,7 @@ import psycopg
 from classifier import ArtifactError, Example, IntentClassifier
 from classifier.model import Backend
 from database import Database
+from database.files import staged_folder
 from router.routing.store import RouterStore
 
 logger = logging.getLogger(__name__)
@@ -119,19 +119,10 @@ class PostgresRouterStore:
         row = self._db.run(select)
         if row is None:
             raise ArtifactError(f"router {version} is not in the database")
-        root = self._local.root
-        root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
-        try:
+        # Another thread may get it meanwhile: the same version is the same content, so its copy stays.
+        with staged_folder(self.folder(version), existing="keep") as staging:
             with tarfile.open(fileobj=io.BytesIO(row[0]), mode="r:") as tar:
                 tar.extractall(staging, filter=_plain_members)
-            if self.folder(version).exists():  # another thread got it meanwhile
-                shutil.rmtree(staging)
-            else:
-                staging.rename(self.folder(version))
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         logger.info("router %s downloaded to %s", version, self.folder(version))
 
 

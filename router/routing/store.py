@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from classifier import Example, IntentClassifier, load_examples
 from classifier.model import Backend
+from database.files import publish_folder, staged_file, staging_folder
 
 logger = logging.getLogger(__name__)
 
@@ -78,25 +76,16 @@ class RouterStore:
 
     def save(self, classifier: IntentClassifier, examples: list[Example]) -> str:
         """Write a version (idempotent: the same content is the same folder) and return its id."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
-        try:
+        # The folder is named by the classifier's content hash, known only once it is written.
+        with staging_folder(self.root, "version") as staging:
             version = classifier.save_pretrained(staging / "classifier")
             write_examples(staging / EXAMPLES_FILE, examples)
-            target = self.folder(version)
-            if target.exists():
-                shutil.rmtree(staging)
-            else:
-                staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            publish_folder(staging, self.folder(version), existing="keep")
         return version
 
     def activate(self, version: str) -> None:
-        tmp = self.pointer.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": version}))
-        os.replace(tmp, self.pointer)
+        with staged_file(self.pointer) as staging:
+            staging.write_text(json.dumps({"version": version}))
         logger.info("router %s is now the live router", version)
 
 
