@@ -1,6 +1,4 @@
-"""Storage: the PostgreSQL database that router replicas share (its numbered migrations, and the connection
-to it), and files and folders written whole (`database.files`)."""
+"""Storage: the PostgreSQL database that router replicas share (`database.connection`, with its numbered
+migrations), and files and folders written whole (`database.files`).
 
-from database.connection import Database
-
-__all__ = ["Database"]
+Nothing is imported here, so that a package writing files does not load the PostgreSQL driver."""

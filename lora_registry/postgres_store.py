@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from database import Database
+from database.connection import Database
 from lora_registry.errors import AdapterExistsError, RegistryUnavailableError
 from lora_registry.spec import AdapterSpec
 from lora_registry.store import COLUMNS, FIELDS, _to_row, _to_spec

@@ -18,7 +18,7 @@ import psycopg
 
 from classifier import ArtifactError, Example, IntentClassifier
 from classifier.model import Backend
-from database import Database
+from database.connection import Database
 from database.files import staged_folder
 from router.routing.store import RouterStore
 

@@ -8,7 +8,7 @@ import threading
 import psycopg
 import pytest
 
-from database import Database
+from database.connection import Database
 from database.migrations import migrate, migrations
 from tests.postgres import PostgresCluster, drop_connections
 
