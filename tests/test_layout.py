@@ -51,5 +51,6 @@ def test_the_service_installs_and_imports_without_the_training_and_benchmark_ext
     assert {"train", "bench"} <= set(project["optional-dependencies"])
     # What `serve` and a replica load (the app with its engines) and the command line itself, in a process
     # where the extras look uninstalled (transformers imports peft only when it finds it).
-    probe = "import sys; sys.modules.update(dict.fromkeys(%r)); import router.app, router.engine, commands.main"
+    probe = "import sys; sys.modules.update(dict.fromkeys(%r)); "
+    probe += "import router.app, router.engine, commands.main"
     subprocess.run([sys.executable, "-c", probe % sorted(extras_only)], check=True, timeout=120)

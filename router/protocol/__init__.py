@@ -53,6 +53,7 @@ from router.protocol.streaming import (
 )
 from router.protocol.training import (
     LabelScore,
+    PolicyScore,
     RouterEvalRequest,
     RouterEvaluation,
     RouterExamples,
@@ -88,6 +89,7 @@ __all__ = [
     "ErrorResponse",
     "FunctionDefinition",
     "LabelScore",
+    "PolicyScore",
     "MAX_LOGPROBS",
     "MAX_STOPS",
     "ModelCard",

@@ -39,8 +39,20 @@ class LabelScore(BaseModel):
     support: int
 
 
+class PolicyScore(BaseModel):
+    """What ``auto`` answers the messages with under the live policy (every fallback rule, the registered
+    adapters): a message is right when it reaches the model its label maps to."""
+
+    threshold: float
+    fallback_rate: float
+    accuracy_when_routed: float | None
+    accuracy_with_fallback: float
+    fallback_reasons: dict[str, int]
+
+
 class RouterEvaluation(BaseModel):
-    """The live router on labelled messages; confusion rows are true labels, columns predicted ones."""
+    """The live router on labelled messages: the classifier's own scores (confusion rows are true labels,
+    columns predicted ones) and, in ``policy``, what the live policy answers."""
 
     object: Literal["router.evaluation"] = "router.evaluation"
     version: str
@@ -51,6 +63,7 @@ class RouterEvaluation(BaseModel):
     confusion: list[list[int]]
     per_label: list[LabelScore]
     fallback_label: str | None = None
+    policy: PolicyScore
 
 
 class RouterExamples(BaseModel):

@@ -10,6 +10,7 @@ from lora_registry import AdapterRegistry
 from router.errors import InvalidRequestError, RouterUnavailableError
 from router.protocol import (
     LabelScore,
+    PolicyScore,
     RouteRequest,
     RouterEvalRequest,
     RouterEvaluation,
@@ -104,4 +105,5 @@ class RoutingServing:
             confusion=metrics.confusion,
             per_label=[LabelScore(**vars(m)) for m in metrics.per_label],
             fallback_label=config.fallback_label(),
+            policy=PolicyScore(**vars(report.policy)),
         )

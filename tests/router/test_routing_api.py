@@ -117,6 +117,18 @@ def test_router_info_shows_the_decision_rule(http: httpx.Client) -> None:
     assert info["calibration_temperature"] > 0
 
 
+def test_evaluation_scores_the_classifier_and_the_live_policy(http: httpx.Client) -> None:
+    # One message of each kind besides the held-out set: a sub-intent-free label the router knows, and a
+    # label no adapter answers (nothing can route it right, whatever the classifier says).
+    extra = [{"text": "what is 12 times 12", "label": "math"}, {"text": "paint me a cat", "label": "art"}]
+    evaluation = http.post("/v1/router/evaluate", json={"examples": extra}).json()
+    assert evaluation["count"] > len(extra) and evaluation["accuracy"] > 0.9
+    policy = evaluation["policy"]
+    assert policy["threshold"] == 0.4 and 0 <= policy["fallback_rate"] < 0.2
+    assert policy["accuracy_with_fallback"] <= 1 - 1 / evaluation["count"]  # the "art" message
+    assert sum(policy["fallback_reasons"].values()) == round(policy["fallback_rate"] * evaluation["count"])
+
+
 def test_out_of_scope_message_falls_back_to_the_base_model(http: httpx.Client, client: openai.OpenAI) -> None:
     decision = http.post("/v1/route", json={"text": OFF_TOPIC}).json()
     assert decision["fallback_reason"] == "out_of_scope", decision

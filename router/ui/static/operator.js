@@ -191,7 +191,10 @@ async function evaluate(caption) {
     el("figcaption", {},
       el("strong", {}, caption), ` · router ${evaluation.version.slice(0, 12)} · `,
       el("span", { "data-testid": "accuracy" }, `accuracy ${(100 * evaluation.accuracy).toFixed(1)} %`),
-      ` · macro-F1 ${evaluation.macro_f1.toFixed(3)} · ${evaluation.count} messages`),
+      ` · macro-F1 ${evaluation.macro_f1.toFixed(3)} · ${evaluation.count} messages · `,
+      el("span", { "data-testid": "policy-accuracy" },
+        `under the live policy ${(100 * evaluation.policy.accuracy_with_fallback).toFixed(1)} % right, `
+        + `${(100 * evaluation.policy.fallback_rate).toFixed(1)} % to the fallback`)),
   );
   figure.append(confusionSvg(evaluation));
   return figure;

@@ -101,6 +101,8 @@ def test_register_retrain_and_route_from_the_page(
     for evaluation in evaluations.all():
         assert evaluation.locator("[data-testid=confusion] rect").count() >= len(before["labels"]) ** 2
         assert float(evaluation.locator("[data-testid=accuracy]").text_content().split()[1]) > 50
+        policy = evaluation.locator("[data-testid=policy-accuracy]").text_content()
+        assert float(policy.split()[4]) > 50 and "to the fallback" in policy
     expect(page.locator("[data-testid=pending]")).to_have_text("")
 
     # Routable now, on the page and through the API.
