@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.commands.bench.test_bench_engine import bench
+from tests.commands.bench.test_bench_engine import finished
 
 
 def test_lora_ops_bench_times_both_ops_for_every_case(tmp_path: Path, base_model_dir: Path) -> None:
     out = tmp_path / "lora-ops.json"
-    done = bench(
+    stdout = finished(
         tmp_path,
         "lora-ops",
         "--base-model-dir",
@@ -23,7 +23,7 @@ def test_lora_ops_bench_times_both_ops_for_every_case(tmp_path: Path, base_model
         "--out",
         str(out),
     )
-    assert "speed-up" in done.stdout
+    assert "speed-up" in stdout
     result = json.loads(out.read_text())
     assert result["rank"] == 16 and result["environment"]["versions"]
     rows = result["rows"]
