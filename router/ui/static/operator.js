@@ -229,7 +229,7 @@ async function retrain() {
         bar.style.width = `${(100 * info.training_progress).toFixed(0)}%`;
         status.textContent = `training… ${(100 * info.training_progress).toFixed(0)} %`;
       }
-    }, 1000);
+    }, 250);  // training takes seconds: a slower poll can miss every step of it
     let trained;
     try {
       trained = await api("/v1/router/train", { method: "POST", body: { mode: "replace", examples } });

@@ -86,8 +86,8 @@ def test_register_retrain_and_route_from_the_page(
     page.wait_for_function(
         """() => document.querySelector('[data-testid=train-status]').textContent.startsWith('training… ')
             && parseFloat(document.querySelector('[data-testid=progress]').style.width) > 0""",
-        timeout=TRAINING_MS,
-        polling=200,
+        timeout=60_000,
+        polling=50,
     )
     # ...and the new router goes live, evaluated before and after on the held-out set.
     expect(page.locator("[data-testid=train-status]")).to_contain_text("is live", timeout=TRAINING_MS)
