@@ -118,9 +118,7 @@ def evaluate_router(
     true_labels = [e.label for e in examples]
     classifications = classifier.classify_all([e.text for e in examples])
     labels = classifier.labels
-    turns = [
-        Turn(dict(zip(labels, c.probabilities.tolist(), strict=True)), c.similarity) for c in classifications
-    ]
+    turns = [Turn.of(labels, c) for c in classifications]
     probas = np.stack([c.probabilities for c in classifications])
 
     def score(policy: PolicyConfig) -> PolicyScore:

@@ -188,11 +188,7 @@ class RouterManager:
         texts = self.texts_to_classify(messages)
         try:
             classifications = await self._classify(live, texts)
-            labels = live.classifier.labels
-            turns = [
-                Turn(dict(zip(labels, c.probabilities.tolist(), strict=True)), c.similarity)
-                for c in classifications
-            ]
+            turns = [Turn.of(live.classifier.labels, c) for c in classifications]
             decision = decide_conversation(
                 turns, self.config, self._adapters(), oos_threshold=live.classifier.oos_threshold
             )

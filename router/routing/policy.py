@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from classifier import OUT_OF_SCOPE_LABEL, group_of
+from classifier import OUT_OF_SCOPE_LABEL, Classification, group_of
 
 if TYPE_CHECKING:
     from router.settings import Settings
@@ -83,6 +83,12 @@ class Turn:
     """Probability per label."""
     similarity: float | None = None
     """Cosine to the nearest in-scope training example; None when not known."""
+
+    @classmethod
+    def of(cls, labels: Sequence[str], classification: Classification) -> Turn:
+        """The classifier's output for one turn, its probabilities keyed by ``labels``."""
+        probabilities = classification.probabilities.tolist()
+        return cls(dict(zip(labels, probabilities, strict=True)), classification.similarity)
 
 
 @dataclass(frozen=True)
