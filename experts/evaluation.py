@@ -180,8 +180,8 @@ def evaluate_experts(
         "oracle": {task: grid[own[task]][task] for task in tasks},
         "auto": grid[AUTO],
     }
-    for scores in policies.values():
-        scores["mixed"] = _mean([scores[task] for task in tasks])
+    for by_task in policies.values():
+        by_task["mixed"] = _mean([by_task[task] for task in tasks])
     routed = [a for a in answers if a.model == AUTO]
     routing_accuracy = _mean([float(a.answered_by == own[a.task]) for a in routed])
     return ExpertEval(

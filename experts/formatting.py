@@ -125,7 +125,7 @@ def end_of_turn_token(tokenizer: PreTrainedTokenizerBase) -> str:
     SmolLM2): generation stops on it, so the model must learn to emit it. Raises ValueError when the template
     writes none, rather than guessing."""
     probe = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _PROBE}]
-    text = tokenizer.apply_chat_template(probe, tokenize=False)
+    text = _render(tokenizer, probe)
     at = text.find(_PROBE)
     if at < 0:
         raise ValueError("the chat template does not render the assistant message's content verbatim")
@@ -149,7 +149,11 @@ class ChatFormatter:
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.tokenizer = tokenizer
         self.end_of_turn = end_of_turn_token(tokenizer)
-        self.end_of_turn_id: int = tokenizer.convert_tokens_to_ids(self.end_of_turn)
+        end_of_turn_id = tokenizer.convert_tokens_to_ids(self.end_of_turn)
+        # One token in, one id out; a list would mean the tokenizer took the token for several.
+        if not isinstance(end_of_turn_id, int):
+            raise TypeError(f"the tokenizer maps {self.end_of_turn!r} to {end_of_turn_id!r}, not to one id")
+        self.end_of_turn_id = end_of_turn_id
         self._check_prompt_is_prefix()
 
     @classmethod
@@ -160,9 +164,7 @@ class ChatFormatter:
 
     def prompt(self, messages: Sequence[Mapping[str, str]]) -> str:
         """The text the service feeds the engine for these messages (generation prompt included)."""
-        return self.tokenizer.apply_chat_template(
-            [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
-        )
+        return _render(self.tokenizer, [dict(m) for m in messages], add_generation_prompt=True)
 
     def completion(self, answer: str) -> str:
         return answer + self.end_of_turn
@@ -180,10 +182,25 @@ class ChatFormatter:
         # some templates render history differently (e.g. dropping reasoning), which is worth a warning.
         record = SftRecord(messages=({"role": "user", "content": "hi"},), completion=_PROBE)
         ours = self.prompt(record.messages) + self.completion(record.completion)
-        full = self.tokenizer.apply_chat_template(record.conversation(), tokenize=False)
+        full = _render(self.tokenizer, record.conversation())
         if not full.startswith(ours):
             logger.warning(
                 "the chat template renders a finished conversation differently from prompt + answer + %s; "
                 "training follows the served prompt",
                 self.end_of_turn,
             )
+
+
+def _render(
+    tokenizer: PreTrainedTokenizerBase,
+    conversation: list[dict[str, str]],
+    *,
+    add_generation_prompt: bool = False,
+) -> str:
+    """The chat template's text for ``conversation``; untokenized, so always a string for one conversation."""
+    text = tokenizer.apply_chat_template(
+        conversation, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+    if not isinstance(text, str):
+        raise TypeError(f"the chat template rendered {type(text).__name__}, not text")
+    return text

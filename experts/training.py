@@ -159,7 +159,8 @@ def build_trainer(
     )
     lora = LoraConfig(
         r=config.rank,
-        lora_alpha=config.alpha,
+        # PEFT annotates an int, but only ever divides it by the rank: a fractional alpha works as given.
+        lora_alpha=config.alpha,  # type: ignore[arg-type]
         lora_dropout=config.dropout,
         target_modules=config.target_modules,
         modules_to_save=config.modules_to_save or None,
@@ -231,6 +232,7 @@ def train_adapter(
     records = load_sft_records(data)
     progress = on_progress or (lambda _: None)
 
+    from peft import PeftModel
     from transformers import TrainerCallback
 
     losses: list[tuple[int, float]] = []
@@ -252,6 +254,8 @@ def train_adapter(
         trainer = build_trainer(base_model, records, config, output_dir=Path(scratch), callbacks=[_Watch()])
         result = trainer.train()
         train_seconds = time.perf_counter() - started
+        # Given a peft_config, the trainer always wraps the base model in a PeftModel.
+        assert isinstance(trainer.model, PeftModel)
         trainer.model.save_pretrained(str(stage), safe_serialization=True)
         targets = _finish_adapter_folder(stage, base_model.name)
         card = ModelCard(

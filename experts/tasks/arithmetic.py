@@ -141,8 +141,10 @@ def _person(rng: random.Random) -> tuple[str, str]:
     return rng.choice(_PEOPLE)
 
 
-def _fill(rng: random.Random, phrasings: list[str], **values: object) -> str:
-    name, pron = values.pop("person", None) or _person(rng)  # type: ignore[misc]
+def _fill(
+    rng: random.Random, phrasings: list[str], *, person: tuple[str, str] | None = None, **values: object
+) -> str:
+    name, pron = person or _person(rng)
     poss = "her" if pron == "she" else "his"
     return rng.choice(phrasings).format(name=name, pron=pron, Pron=pron.capitalize(), poss=poss, **values)
 

@@ -57,7 +57,7 @@ class TaskExample:
         """The inverse of `to_record`; refuses a record that is not one user turn and one assistant turn."""
         messages = record.get("messages")
         roles = [m.get("role") for m in messages] if isinstance(messages, list) else None
-        if roles != ["user", "assistant"]:
+        if not isinstance(messages, list) or roles != ["user", "assistant"]:
             raise ValueError(f"record needs messages [user, assistant], got roles {roles}")
         if not isinstance(record.get("task"), str):
             raise ValueError("record needs a string 'task'")
@@ -91,9 +91,10 @@ def split_of(prompt: str, modulus: int = EVAL_MODULUS) -> Split:
 
 
 def check_split(split: str) -> Split:
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
-    return split  # type: ignore[return-value]
+    for known in SPLITS:
+        if split == known:
+            return known
+    raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
 
 
 def generate(

@@ -170,9 +170,9 @@ def _shop_rows() -> dict[str, list[tuple[Any, ...]]]:
         signup = date(2021, 1, 1) + timedelta(days=rng.randrange(0, 365 * 3 + 180))
         customers.append((index, name, email, city, signup.isoformat()))
 
-    products = []
-    for category, items in CATALOG.items():
-        for name, price in items:
+    products: list[tuple[int, str, str, float]] = []
+    for category, entries in CATALOG.items():
+        for name, price in entries:
             products.append((len(products) + 1, name, category, price))
     price_of = {row[0]: row[3] for row in products}
     orderable = [row[0] for row in products if row[1] not in _PRODUCTS_NEVER_ORDERED]
