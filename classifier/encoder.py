@@ -132,7 +132,10 @@ class Encoder:
 
     @property
     def dim(self) -> int:
-        return int(self.body.get_embedding_dimension()) * len(self.pooled_layers)
+        dimension = self.body.get_embedding_dimension()
+        # bert_of() accepted the body in __init__, so it ends in a mean Pooling, which knows its dimension.
+        assert dimension is not None
+        return int(dimension) * len(self.pooled_layers)
 
     def tuned(self, body: SentenceTransformer) -> Encoder:
         """The same pooling over a fine-tuned ``body``: new weights, so no fingerprint and nothing to copy."""

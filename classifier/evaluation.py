@@ -58,8 +58,8 @@ class EvalReport:
         cell = max(5, width)
         lines += ["", "confusion matrix (rows = true, columns = predicted)"]
         lines.append(" " * width + "".join(f"  {label:>{cell}}" for label in self.labels))
-        for label, row in zip(self.labels, self.confusion, strict=True):
-            lines.append(f"{label:<{width}}" + "".join(f"  {n:>{cell}d}" for n in row))
+        for label, counts in zip(self.labels, self.confusion, strict=True):
+            lines.append(f"{label:<{width}}" + "".join(f"  {n:>{cell}d}" for n in counts))
         return "\n".join(lines) + "\n"
 
     def save_confusion_png(self, path: Path) -> None:

@@ -225,8 +225,9 @@ class IntentClassifier:
         """Cosine similarity of each message to the nearest in-scope training example."""
         return self.head.similarity(self.encode(inputs))
 
+    # A str is also a Sequence[str]; the first overload matches it first, as the isinstance check below does.
     @overload
-    def predict(self, inputs: str) -> str: ...
+    def predict(self, inputs: str) -> str: ...  # type: ignore[overload-overlap]
     @overload
     def predict(self, inputs: Sequence[str]) -> list[str]: ...
     def predict(self, inputs: str | Sequence[str]) -> str | list[str]:

@@ -13,12 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.models import Normalize, Pooling
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedConfig, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +35,21 @@ class UnsupportedBody(ValueError):
     """The body is not a BERT-style encoder with mean pooling and normalisation."""
 
 
+class _Layers(Protocol):
+    layer: nn.ModuleList
+
+
+class BertLike(Protocol):
+    """What export and truncation use of a BERT-style transformers model; `bert_of` checks the parts it
+    can see before returning one."""
+
+    embeddings: nn.Module
+    encoder: _Layers
+    config: PreTrainedConfig
+
+    def set_attn_implementation(self, attn_implementation: str) -> None: ...
+
+
 class PooledFeatures(nn.Module):
     """Embeddings → encoder layers → per chosen layer a masked mean, L2-normalised → their concatenation,
     L2-normalised. Written without the data-dependent Python branches of transformers' mask helpers, which
@@ -41,7 +60,7 @@ class PooledFeatures(nn.Module):
     message's wording than the last layer alone, which routes noticeably better from few examples.
     """
 
-    def __init__(self, bert: nn.Module, pooled_layers: Sequence[int]) -> None:
+    def __init__(self, bert: BertLike, pooled_layers: Sequence[int]) -> None:
         super().__init__()
         self.bert = bert
         self.pooled_layers = tuple(pooled_layers)
@@ -62,7 +81,7 @@ class PooledFeatures(nn.Module):
         return nn.functional.normalize(torch.cat(pooled, dim=-1), dim=-1)
 
 
-def bert_of(body: SentenceTransformer) -> nn.Module:
+def bert_of(body: SentenceTransformer) -> BertLike:
     modules = list(body)
     pooling = next((m for m in modules if isinstance(m, Pooling)), None)
     bert = getattr(modules[0], "auto_model", None) if modules else None
@@ -126,7 +145,14 @@ def export_onnx(body: SentenceTransformer, pooled_layers: Sequence[int], path: P
 class OnnxEncoder:
     """Encodes texts with the exported graph; ``threads`` bounds ONNX Runtime's intra-op pool."""
 
-    def __init__(self, path: Path, tokenizer: object, *, threads: int = 1, max_tokens: int = 256) -> None:
+    def __init__(
+        self,
+        path: Path,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        threads: int = 1,
+        max_tokens: int | None = 256,
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -103,10 +103,10 @@ def fit_head(
         held_out.items(), key=lambda item: _accuracy(item[1][scored], targets[scored], groups)
     )
     temperature = _fit_temperature(probabilities[scored], targets[scored])
-    linear = _fit_linear(features, targets, c, config.seed)
+    fitted = _fit_linear(features, targets, c, config.seed)
     head = RouterHead(
-        linear=LinearHead.from_sklearn(linear)
-        if linear is not None
+        linear=LinearHead.from_sklearn(fitted)
+        if fitted is not None
         else _uniform(n_classes, features.shape[1]),
         examples=features.astype(np.float32),
         example_labels=targets.astype(np.int64),
