@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -26,7 +26,8 @@ class Database:
     server restarted): an outage fails the calls made during it, not those after. Applies the migrations."""
 
     def __init__(self, url: str) -> None:
-        self._params = {"connect_timeout": CONNECT_TIMEOUT_S, **conninfo_to_dict(url)}
+        # Any: they reach connect() as keywords, which the checker cannot tell apart from its own options.
+        self._params: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S, **conninfo_to_dict(url)}
         self._lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
         self.run(migrate)

@@ -79,6 +79,8 @@ class PostgresAdapterStore:
         found, rows = self._read(select)
         if not found:
             return list(self._known.values())
+        # Found: the query ran, and fetchall() returns a list, never None.
+        assert rows is not None
         specs = [_to_spec(row) for row in rows]
         self._known = {spec.name: spec for spec in specs}
         return specs

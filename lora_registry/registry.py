@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -84,13 +85,14 @@ class AdapterRegistry:
     def find(self, name: str) -> AdapterSpec | None:
         return self.store.get(name)
 
+    # Below this method, `list` in the class body names it: annotations there say builtins.list.
     def list(self) -> list[AdapterSpec]:
         return self.store.list()
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         return [spec.name for spec in self.store.list()]
 
-    def folders(self, max_depth: int = 3) -> list[tuple[str, str | None]]:
+    def folders(self, max_depth: int = 3) -> builtins.list[tuple[str, str | None]]:
         """Adapter folders under the root (they hold ``adapter_config.json``), as paths relative to it, each
         with the name registered from it, if any: what an operator can pick from to register."""
         root = self.adapter_root.resolve()
@@ -106,7 +108,7 @@ class AdapterRegistry:
                 found.append((relative.as_posix(), used.get(folder.resolve())))
         return found
 
-    def seed_from_yaml(self, path: Path) -> list[AdapterSpec]:
+    def seed_from_yaml(self, path: Path) -> builtins.list[AdapterSpec]:
         """Register the file's adapters that are not registered yet; returns the newly registered ones.
 
         Names already present are skipped, so restarts keep what was registered at runtime. Every new entry
@@ -120,7 +122,7 @@ class AdapterRegistry:
             # second round skips what it stored.
             return self._seed(path)
 
-    def _seed(self, path: Path) -> list[AdapterSpec]:
+    def _seed(self, path: Path) -> builtins.list[AdapterSpec]:
         entries = _read_registry_file(path)
         with self._write_lock:
             pending: list[tuple[AdapterRegistration, ValidatedAdapter]] = []

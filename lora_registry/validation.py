@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TypeGuard
 
 from lora_registry.base_model import BaseModelInfo
 from lora_registry.errors import AdapterPathError, AdapterTooLargeError, AdapterValidationError
@@ -314,6 +315,6 @@ def _folder_size(folder: Path) -> int:
     return total
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     # bool is an int subclass; JSON `true` is no rank.
     return isinstance(value, int) and not isinstance(value, bool)
