@@ -7,7 +7,7 @@ caches LoRA weights by id.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -148,7 +148,7 @@ class Engine(Protocol):
         prompt_token_ids: list[int],
         sampling: SamplingOptions,
         adapter: AdapterRef | None,
-    ) -> AsyncIterator[GenerationStep]:
+    ) -> AsyncGenerator[GenerationStep, None]:
         """Stream the request's steps. Closing the iterator early aborts the request in the engine."""
         ...
 

@@ -9,7 +9,7 @@ must only be reachable on a private network).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -83,7 +83,7 @@ class ReplicaClient:
         prompt_token_ids: list[int],
         sampling: SamplingOptions,
         adapter: AdapterRef | None,
-    ) -> AsyncIterator[GenerationStep]:
+    ) -> AsyncGenerator[GenerationStep, None]:
         body = {
             "model": lora_name(adapter) if adapter else self.base_model,
             "prompt": prompt_token_ids,

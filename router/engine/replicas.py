@@ -19,7 +19,7 @@ import hashlib
 import logging
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -175,7 +175,7 @@ class ReplicaPool:
         prompt_token_ids: list[int],
         sampling: SamplingOptions,
         adapter: AdapterRef | None,
-    ) -> AsyncIterator[GenerationStep]:
+    ) -> AsyncGenerator[GenerationStep, None]:
         lora = adapter or self._base_adapter
         tried: set[str] = set()
         reloaded = False
@@ -316,8 +316,8 @@ class ReplicaPool:
 
 
 async def _until_down(
-    steps: AsyncIterator[GenerationStep], replica: Replica
-) -> AsyncIterator[GenerationStep]:
+    steps: AsyncGenerator[GenerationStep, None], replica: Replica
+) -> AsyncGenerator[GenerationStep, None]:
     """``steps`` until the replica is taken out; then EngineError, even while a read is still waiting."""
     down = asyncio.ensure_future(replica.down.wait())
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import aclosing
 from enum import StrEnum
@@ -99,7 +99,7 @@ class EngineSupervisor:
         prompt_token_ids: list[int],
         sampling: SamplingOptions,
         adapter: AdapterRef | None,
-    ) -> AsyncIterator[GenerationStep]:
+    ) -> AsyncGenerator[GenerationStep, None]:
         engine = self._ready_engine()
         if self._active == 0:
             self._stalled_s = 0.0

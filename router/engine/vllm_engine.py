@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from lora_registry import BaseModelInfo
@@ -120,7 +120,7 @@ class VllmEngine:
         prompt_token_ids: list[int],
         sampling: SamplingOptions,
         adapter: AdapterRef | None,
-    ) -> AsyncIterator[GenerationStep]:
+    ) -> AsyncGenerator[GenerationStep, None]:
         from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
         from vllm.v1.engine.exceptions import EngineDeadError

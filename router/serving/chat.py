@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import replace
 
@@ -109,7 +109,9 @@ class ChatServing(GenerationServing):
         )
 
     @staticmethod
-    async def _gathered(steps: AsyncIterator[GenerationStep], n: int) -> AsyncIterator[GenerationStep]:
+    async def _gathered(
+        steps: AsyncGenerator[GenerationStep, None], n: int
+    ) -> AsyncGenerator[GenerationStep, None]:
         collected = Collected(n)
         async with aclosing(steps):
             async for step in steps:
@@ -130,7 +132,7 @@ class ChatServing(GenerationServing):
         request_id: str,
         target: Target,
         prompt_tokens: int,
-        steps: AsyncIterator[GenerationStep],
+        steps: AsyncGenerator[GenerationStep, None],
         plan: ToolPlan,
     ) -> AsyncIterator[str]:
         created = int(time.time())

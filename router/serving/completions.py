@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from router.engine.base import CompletionDelta, GenerationStep
 from router.errors import InvalidRequestError
@@ -81,7 +81,7 @@ class CompletionServing(GenerationServing):
         request_id: str,
         target: Target,
         prompt_tokens: int,
-        steps: AsyncIterator[GenerationStep],
+        steps: AsyncGenerator[GenerationStep, None],
     ) -> AsyncIterator[str]:
         created = int(time.time())
         opened = False

@@ -6,9 +6,10 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -48,7 +49,7 @@ class InFlight:
         # Of those, the ones with no first token yet: the engine's queue as serving sees it.
         self.waiting = 0
         self._by_adapter: Counter[int] = Counter()
-        self._when_idle: dict[int, list[Callable[[], Awaitable[None]]]] = {}
+        self._when_idle: dict[int, list[Callable[[], Coroutine[Any, Any, None]]]] = {}
 
     @contextmanager
     def track(self, adapter_id: int | None) -> Iterator[None]:
@@ -66,7 +67,7 @@ class InFlight:
                     for callback in self._when_idle.pop(adapter_id, []):
                         asyncio.get_running_loop().create_task(callback())
 
-    async def when_idle(self, adapter_id: int, callback: Callable[[], Awaitable[None]]) -> None:
+    async def when_idle(self, adapter_id: int, callback: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``callback`` now if no request uses the adapter, else once the last one ends."""
         if self._by_adapter[adapter_id] == 0:
             await callback()
@@ -138,7 +139,7 @@ class Generator:
 
     async def stream(
         self, request_id: str, prompt_ids: list[int], sampling: SamplingOptions, target: Target
-    ) -> AsyncIterator[GenerationStep]:
+    ) -> AsyncGenerator[GenerationStep, None]:
         adapter = target.adapter_ref
         request = context.current()
         # Time to first token counts from the request's arrival, so routing is part of it.
@@ -182,7 +183,7 @@ class Generator:
 
     async def start(
         self, request_id: str, prompt_ids: list[int], sampling: SamplingOptions, target: Target
-    ) -> AsyncIterator[GenerationStep]:
+    ) -> AsyncGenerator[GenerationStep, None]:
         """The stream, begun: the engine has taken the request and made its first step. A request the engine
         refuses (a schema it cannot compile) then fails here, while an HTTP status can still say so, rather
         than as an event inside a `200` stream."""
@@ -256,7 +257,7 @@ class GenerationServing:
     async def _sse(
         self,
         request: _SamplingFields,
-        steps: AsyncIterator[GenerationStep],
+        steps: AsyncGenerator[GenerationStep, None],
         prompt_tokens: int,
         *,
         event: Callable[[list[CompletionDelta]], BaseModel],
@@ -284,8 +285,8 @@ class GenerationServing:
 
 
 async def _replay(
-    first: list[GenerationStep], rest: AsyncIterator[GenerationStep]
-) -> AsyncIterator[GenerationStep]:
+    first: list[GenerationStep], rest: AsyncGenerator[GenerationStep, None]
+) -> AsyncGenerator[GenerationStep, None]:
     async with aclosing(rest):
         for step in first:
             yield step
