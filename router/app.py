@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypedDict
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -149,7 +149,7 @@ def _json_error(
     *,
     param: str | None = None,
     code: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = error_response(status_code, message, param=param, code=code)
     return JSONResponse(body.model_dump(), status_code=status_code, headers=headers)
@@ -201,6 +201,13 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse} for code in codes}
 
 
+class _Guarded(TypedDict):
+    """include_router's keywords for routes behind a key of some scope."""
+
+    dependencies: Sequence[params.Depends]
+    responses: dict[int | str, dict[str, Any]]
+
+
 def build_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="lora-router", version="0.1.0", lifespan=_lifespan)
     app.state.settings = settings
@@ -208,8 +215,8 @@ def build_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: even a refused body gets a request id and an access log line.
     app.add_middleware(RequestIdMiddleware)
-    user = {"dependencies": [Depends(require(Scope.USER))], "responses": _errors(401)}
-    admin = {"dependencies": [Depends(require(Scope.ADMIN))], "responses": _errors(401, 403)}
+    user: _Guarded = {"dependencies": [Depends(require(Scope.USER))], "responses": _errors(401)}
+    admin: _Guarded = {"dependencies": [Depends(require(Scope.ADMIN))], "responses": _errors(401, 403)}
     for module in (generation, models, routing):
         app.include_router(module.router, **user)
     app.include_router(routing.admin_router, **admin)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, status
 
 from lora_registry import AdapterRegistration
@@ -10,7 +12,7 @@ from router.protocol import AdapterDeleted, AdapterFolderList, AdapterInfo, Adap
 
 router = APIRouter(tags=["adapters"])
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 404, 409, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 404, 409, 422)}
 
 
 @router.get("/v1/adapters")

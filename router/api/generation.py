@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -15,7 +16,9 @@ from router.serving.generation import ServingResult
 
 router = APIRouter(tags=["generation"])
 
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 413, 429, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 404, 413, 429, 503)
+}
 CLIENT_CLOSED = 499
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from lora_registry.response_format import ResponseFormat
 from router.protocol.common import _Request
@@ -57,7 +58,7 @@ class StructuredOutputs(_Request):
 
 
 # What the stop validator enforces, in the OpenAPI schema too (so clients and fuzzers see the rule).
-_STOP_SCHEMA = {
+_STOP_SCHEMA: JsonDict = {
     "anyOf": [
         {"type": "string", "minLength": 1},
         {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": MAX_STOPS},

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from classifier import OUT_OF_SCOPE_LABEL, Classification, group_of
 
@@ -111,6 +111,17 @@ class Decision:
     """The conversation's previous target answered, the turn not beating it by the sticky margin."""
 
 
+class _Explanation(TypedDict, total=False):
+    """What a decision says of the classifier's view, whichever target it then picks."""
+
+    label: str
+    confidence: float
+    margin: float
+    scores: Mapping[str, float]
+    target_scores: Mapping[str, float]
+    similarity: float | None
+
+
 def decide(
     turn: Turn,
     config: PolicyConfig,
@@ -154,7 +165,7 @@ def _decide_alone(
     label = max(
         (label for label in turn.scores if config.target_of(label) == target), key=turn.scores.__getitem__
     )
-    explained = {
+    explained: _Explanation = {
         "label": label,
         "confidence": confidence,
         "margin": margin,
@@ -226,8 +237,8 @@ def target_scores(scores: Mapping[str, float], config: PolicyConfig) -> dict[str
     return targets
 
 
-def fallback(config: PolicyConfig, reason: str, detail: str, **explained: object) -> Decision:
-    return Decision(model=config.fallback, fallback_reason=reason, detail=detail, **explained)  # type: ignore[arg-type]
+def fallback(config: PolicyConfig, reason: str, detail: str, **explained: Unpack[_Explanation]) -> Decision:
+    return Decision(model=config.fallback, fallback_reason=reason, detail=detail, **explained)
 
 
 def unmapped_labels(labels: list[str], config: PolicyConfig, adapters: Set[str]) -> list[str]:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import replace
+from typing import TypedDict, Unpack
 
 from router.engine.base import CompletionDelta, GenerationStep
 from router.errors import InvalidRequestError
@@ -20,6 +21,8 @@ from router.protocol import (
     DeltaMessage,
     DeltaToolCall,
     ResponseMessage,
+    RoutingInfo,
+    Usage,
 )
 from router.routing.resolver import ModelResolver, Target
 from router.serving.generation import Collected, GenerationServing, Generator, ServingResult, usage
@@ -29,6 +32,13 @@ from router.serving.sampling import ModelDefaults, structured_output
 from router.serving.sse import sse_event
 from router.serving.tools import ToolPlan, Tools
 from router.settings import Settings
+
+
+class _ChunkExtra(TypedDict, total=False):
+    """What a chunk carries besides its choices: the routing on the first one, the usage on the last."""
+
+    routing: RoutingInfo
+    usage: Usage
 
 
 class ChatServing(GenerationServing):
@@ -137,7 +147,7 @@ class ChatServing(GenerationServing):
     ) -> AsyncIterator[str]:
         created = int(time.time())
 
-        def chunk(choices: list[ChatChunkChoice], **extra: object) -> ChatCompletionChunk:
+        def chunk(choices: list[ChatChunkChoice], **extra: Unpack[_ChunkExtra]) -> ChatCompletionChunk:
             return ChatCompletionChunk(
                 id=request_id, created=created, model=target.model_name, choices=choices, **extra
             )

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from router.engine.tool_parser import ToolCallParser
     from router.serving.prompts import PromptRenderer
 
-EMPTY_OBJECT = {"type": "object", "properties": {}}
+EMPTY_OBJECT: dict[str, Any] = {"type": "object", "properties": {}}
 
 
 @dataclass(frozen=True)
