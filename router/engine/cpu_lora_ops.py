@@ -122,18 +122,20 @@ def shrink(
 ) -> None:
     """``y[r, :rank] = scale * x[r] @ A[slot].T`` for each row r with an adapter; ``rows`` is
     ``groups.gather(x)``. Rows without an adapter untouched."""
+    order = groups.order
     parts = []
     for slot, start, end in groups.spans:
         product = products(rows[start:end], stacked, slot)
         if scale != 1.0:
             product.mul_(scale)
-        if groups.order is None:
+        if order is None:
             y[start:end, : product.size(1)] = product
         else:
             parts.append(product)
-    if parts:
+    # Parts are gathered only when the rows were reordered.
+    if order is not None and parts:
         product = torch.cat(parts)
-        y[:, : product.size(1)].index_copy_(0, groups.order, product.to(y.dtype))
+        y[:, : product.size(1)].index_copy_(0, order, product.to(y.dtype))
 
 
 def expand(
@@ -158,15 +160,16 @@ def expand(
         target.zero_()
     # The reference rounds the shrunk values to the output's dtype before expanding them.
     rows = rows.to(dtype)
+    order = groups.order
     parts = []
     for slot, start, end in groups.spans:
         product = products(rows[start:end], stacked, slot, size).to(dtype)
-        if groups.order is None:
+        if order is None:
             target[start:end] += product
         else:
             parts.append(product)
-    if parts:
-        target.index_add_(0, groups.order, torch.cat(parts))
+    if order is not None and parts:
+        target.index_add_(0, order, torch.cat(parts))
 
 
 class BatchedPunicaWrapperCPU(PunicaWrapperCPU):

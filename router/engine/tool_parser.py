@@ -4,10 +4,11 @@ tags, Llama's JSON, ...) back out of its answer. Picked by ``LORA_ROUTER_TOOL_PA
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+    from vllm.tokenizers import TokenizerLike
 
 
 class ToolCallParser:
@@ -22,7 +23,9 @@ class ToolCallParser:
             known = ", ".join(sorted(ToolParserManager.list_registered()))
             raise ValueError(f"unknown tool parser {name!r}; vLLM has: {known}") from exc
         self.name = name
-        self._tokenizer = tokenizer
+        # vLLM hands its parsers Hugging Face tokenizers too; its TokenizerLike protocol only differs from
+        # them in signature details the parsers do not use (parameter names, wider return unions).
+        self._tokenizer = cast("TokenizerLike", tokenizer)
 
     def keeps_special_tokens(self, tools: list[dict[str, Any]]) -> bool:
         """Whether answers must keep special tokens for this parser (some models mark ``<tool_call>`` so)."""
@@ -43,4 +46,5 @@ class ToolCallParser:
     def _request(tools: list[dict[str, Any]]):  # -> vllm's ChatCompletionRequest
         from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 
-        return ChatCompletionRequest(messages=[], tools=tools, tool_choice="auto")
+        # Validated from plain data, as a request body is: the tools are dicts, not vLLM's models.
+        return ChatCompletionRequest.model_validate({"messages": [], "tools": tools, "tool_choice": "auto"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from lora_registry import BaseModelInfo
 from router.engine.base import (
@@ -29,6 +29,8 @@ from router.engine.identity_lora import IDENTITY_LORA_ID, IDENTITY_LORA_NAME, id
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
+    from vllm.config.lora import MaxLoRARanks
+    from vllm.config.model import ModelDType
     from vllm.logprobs import Logprob
     from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -81,17 +83,19 @@ class VllmEngine:
         # The identity adapter takes one slot of its own, so users keep the adapter counts they asked for.
         extra_slot = 1 if base_adapter else 0
         model = str(settings.resolved_base_model_path)
+        # The dtype (a setting or the model's config) and the rank are plain values here; vLLM checks them
+        # against its Literals when the engine starts, and reports a bad one itself.
         args = AsyncEngineArgs(
             model=model,
             tokenizer=model,
             served_model_name=[settings.base_model_name],
-            dtype=setup.dtype,
+            dtype=cast("ModelDType", setup.dtype),
             max_model_len=settings.max_model_len,
             seed=settings.seed,
             enable_lora=True,
             max_loras=settings.max_loras + extra_slot,
             max_cpu_loras=settings.max_cpu_loras + extra_slot,
-            max_lora_rank=settings.max_lora_rank,
+            max_lora_rank=cast("MaxLoRARanks", settings.max_lora_rank),
             gpu_memory_utilization=settings.gpu_memory_utilization,
             disable_log_stats=True,
         )
@@ -244,12 +248,14 @@ def _rejected(exc: Exception) -> RequestRejected:
 
 
 def _token_logprobs(
-    token_ids: Sequence[int], positions: Iterable[Mapping[int, Logprob]], top: int
+    token_ids: Sequence[int], positions: Iterable[Mapping[int, Logprob] | None], top: int
 ) -> list[TokenLogprob]:
     """Each position holds the sampled token and the ``top`` most likely ones (by vocabulary rank); the
     sampled one is there even when it ranks lower."""
     result = []
     for token_id, position in zip(token_ids, positions, strict=True):
+        # vLLM types a position as optional, but fills every sampled one (FlatLogprobs yields a dict each).
+        assert position is not None
         ranked = sorted((lp.rank or 0, tid, lp.logprob) for tid, lp in position.items())
         best = tuple((tid, logprob) for rank, tid, logprob in ranked if rank <= top)
         result.append(TokenLogprob(token_id, position[token_id].logprob, best))

@@ -44,8 +44,15 @@ class PromptRenderer:
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
     ) -> list[int]:
         text = self.tokenizer.apply_chat_template(
-            messages, tools=tools, tokenize=False, add_generation_prompt=True
+            messages,
+            # A copy transformers can type: its list also takes functions, which a list of dicts is not.
+            tools=None if tools is None else list(tools),
+            tokenize=False,
+            add_generation_prompt=True,
         )
+        # Untokenized and one conversation: text, whatever else the call may return in other modes.
+        if not isinstance(text, str):
+            raise TypeError(f"the chat template rendered {type(text).__name__}, not text")
         return self.encode(text)
 
     @cached_property
@@ -75,6 +82,9 @@ class PromptRenderer:
         """A token as OpenAI's logprobs name it: its text alone, and its bytes. A byte-level BPE token may
         hold part of a character (its text is then U+FFFD), so the bytes come from the vocabulary entry."""
         text = self.tokenizer.decode([token_id])
+        # One sequence of ids decodes to one string (a list of sequences would give a list).
+        if not isinstance(text, str):
+            raise TypeError(f"decoding one token gave {type(text).__name__}, not text")
         piece = self.tokenizer.convert_ids_to_tokens(token_id)
         byte_of = _byte_of()
         if isinstance(piece, str) and all(ch in byte_of for ch in piece):
