@@ -4,9 +4,14 @@ a running service's models."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from router.settings import Settings
 
 # Commands that call a running service send this key (an admin key where they register or train).
 ApiKey = Annotated[
@@ -15,13 +20,14 @@ ApiKey = Annotated[
 ]
 
 
-def make_settings(**overrides: object):  # -> Settings
+# Any: each override is validated by Settings, which is what reads them.
+def make_settings(**overrides: Any) -> Settings:
     from router.settings import Settings
 
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def progress_bar():  # -> rich.progress.Progress
+def progress_bar() -> Progress:
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())

@@ -4,7 +4,7 @@ hotswap, compare."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -103,7 +103,7 @@ def bench_engine(
         raise typer.BadParameter(str(error)) from None
     setup = engine_setup(settings)
 
-    async def measure() -> tuple[list[dict], dict]:  # type: ignore[type-arg]
+    async def measure() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         engine = VllmEngine.from_settings(settings, setup)
         try:
             with progress_bar() as progress:

@@ -3,8 +3,9 @@ token, and how well routers trained by the service's code route a public data se
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -56,20 +57,26 @@ def bench_router(
         "service_backend": settings.router_backend,
     }
     latency: dict[str, dict] = {}
+    service: dict[str, Any] | None = None
     with progress_bar() as progress:
         for backend in ("onnx", "torch"):
             store = open_router_store(settings.model_copy(update={"router_backend": backend}))
             classifier, _ = store.load(version)
             task = progress.add_task(f"classifier latency ({classifier.backend})", total=n)
             latency[classifier.backend] = classifier_latency(
-                classifier, texts, n=n, batch_size=batch_size, on_step=lambda t=task: progress.advance(t)
+                classifier,
+                texts,
+                n=n,
+                batch_size=batch_size,
+                on_step=functools.partial(progress.advance, task),
             )
         result["classifier"] = latency
         if url:
             task = progress.add_task("service TTFT (auto, concurrency 1)", total=ttft_n)
-            result["service"] = service_ttft(
+            service = service_ttft(
                 url, texts, n=ttft_n, on_step=lambda: progress.advance(task), api_key=api_key
             )
+            result["service"] = service
 
     rows = []
     for backend, timing in latency.items():
@@ -78,8 +85,7 @@ def bench_router(
             (f"{backend}: classify a batch of {batch_size}", timing["batched"]),
         ):
             rows.append((label, str(row["p50_ms"]), str(row["p99_ms"]), str(row["n"])))
-    if url:
-        service = result["service"]
+    if service is not None:
         for label, key in (("routing inside the service", "routing"), ("time to first token (auto)", "ttft")):
             row = service[key]
             rows.append((label, str(row["p50_ms"]), str(row["p99_ms"]), str(row["n"])))
@@ -88,8 +94,8 @@ def bench_router(
         ratio = latency["torch"]["single"]["p50_ms"] / latency["onnx"]["single"]["p50_ms"]
         result["torch_over_onnx_p50"] = round(ratio, 2)
         notes.append(f"torch / onnx, one message p50: {ratio:.2f}x")
-    if url:
-        notes.append(f"routing share of TTFT (p50): {result['service']['routing_share_of_ttft_p50']:.2%}")
+    if service is not None:
+        notes.append(f"routing share of TTFT (p50): {service['routing_share_of_ttft_p50']:.2%}")
     report_result(
         result,
         out,
@@ -134,9 +140,9 @@ def bench_routing_quality(
     if sub_intent_shots:
         setups.append(("sub-intents", sub_intent_shots, 0))
     if none:
-        setups += [("varied", max(ks), none)] + (
-            [("sub-intents", sub_intent_shots, none)] if sub_intent_shots else []
-        )
+        setups.append(("varied", max(ks), none))
+        if sub_intent_shots:
+            setups.append(("sub-intents", sub_intent_shots, none))
     with progress_bar() as progress:
         task = progress.add_task("routing quality", total=len(setups) * seeds)
 

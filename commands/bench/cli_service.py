@@ -4,12 +4,15 @@ plain vLLM, engine replicas."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypedDict, Unpack
 
 import typer
 
 from commands.bench.stats import report_result
 from commands.common import ApiKey, int_list, make_settings, progress_bar, resolve_base_model, service_models
+
+if TYPE_CHECKING:
+    from commands.bench.serve import Api, ServeBench
 
 
 def bench_load(
@@ -69,9 +72,21 @@ def bench_load(
     report_result(result, out, title, rows, ("measure", "value"), justify="left", wide=False)
 
 
+class _Workload(TypedDict, total=False):
+    """The ServeBench fields a command sets from its options; the others keep their defaults."""
+
+    num_prompts: int
+    concurrency: int
+    input_len: int
+    output_len: int
+    max_model_len: int
+    kv_cache_gib: float
+    api: Api
+
+
 def _serve_bench(
-    base_model_dir: Path | None, adapters_dir: Path | None, adapters: int, **options: object
-):  # -> ServeBench
+    base_model_dir: Path | None, adapters_dir: Path | None, adapters: int, **options: Unpack[_Workload]
+) -> ServeBench:
     from commands.bench.fixtures import adapter_folders
     from commands.bench.serve import ServeBench
 
@@ -85,7 +100,7 @@ def _serve_bench(
         base_model_dir=base,
         adapters=folders,
         base_model_name=settings.base_model_name,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 

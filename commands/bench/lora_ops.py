@@ -115,7 +115,7 @@ def run_lora_ops_bench(
         weights = _weights(layers, slots, rank, dtype)
         for case in default_cases(adapters):
             tokens = [a for a, n in case.requests for _ in range(n)]
-            mapping = LoRAMapping(tokens, [a for a, _ in case.requests], is_prefill=True)
+            mapping = LoRAMapping(tuple(tokens), tuple(a for a, _ in case.requests), is_prefill=True)
             row: dict[str, Any] = {
                 "case": case.name,
                 "dtype": str(dtype).removeprefix("torch."),

@@ -69,8 +69,10 @@ def service_ttft(
         )
         first_token = None
         for chunk in stream:
-            if chunk.model_extra.get("routing"):
-                routing_ms.append(chunk.model_extra["routing"]["latency_ms"] / 1000)
+            # `routing` is the service's own field: the client keeps it among the unknown ones.
+            routing = (chunk.model_extra or {}).get("routing")
+            if routing:
+                routing_ms.append(routing["latency_ms"] / 1000)
             if first_token is None and chunk.choices and chunk.choices[0].delta.content:
                 first_token = time.perf_counter() - started
         if first_token is not None:

@@ -59,8 +59,8 @@ def draw_examples(train: list[Query], draw: Draw, k: int, seed: int, none: int =
     for domain, intents in sorted(by_domain.items()):
         if draw == "sub-intents":
             for intent, queries in sorted(intents.items()):
-                chosen = rng.choice(len(queries), k, replace=False)
-                examples += [Example(queries[i].text, f"{domain}/{intent}") for i in chosen]
+                picked = rng.choice(len(queries), k, replace=False)
+                examples += [Example(queries[i].text, f"{domain}/{intent}") for i in picked]
         elif draw == "random":
             pool = [q for _, queries in sorted(intents.items()) for q in queries]
             examples += [Example(pool[i].text, domain) for i in rng.choice(len(pool), k, replace=False)]
