@@ -199,8 +199,9 @@ class RouterManager:
 
     async def _classify(self, live: LiveRouter, texts: list[str]) -> list[Classification]:
         """Each text's classification; earlier turns come from the cache of recent ones."""
-        known = {text: self._turns.get((live.version, text)) for text in texts}
-        missing = [text for text, found in known.items() if found is None]
+        cached = {text: self._turns.get((live.version, text)) for text in texts}
+        known = {text: found for text, found in cached.items() if found is not None}
+        missing = [text for text in cached if text not in known]
         if missing:
             # Off the event loop: the encoder releases the GIL, so other requests keep streaming meanwhile.
             fresh = await asyncio.to_thread(lambda: [live.classifier.classify(text) for text in missing])
@@ -209,7 +210,7 @@ class RouterManager:
                 self._turns[(live.version, text)] = classification
             while len(self._turns) > CACHED_TURNS:
                 self._turns.popitem(last=False)
-        return [known[text] for text in texts]  # type: ignore[misc]
+        return [known[text] for text in texts]
 
     def training_set(self, submitted: list[Example], *, replace: bool) -> list[Example]:
         """The live router's examples (unless replaced), the submitted ones, and registered adapters' own."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -30,7 +31,11 @@ class HealthStatus(BaseModel):
 
 class HealthServing:
     def __init__(
-        self, engine: ManagedEngine, backend: str, in_flight: InFlight, admission: Admission
+        self,
+        engine: ManagedEngine,
+        backend: Literal["vllm", "remote"],
+        in_flight: InFlight,
+        admission: Admission,
     ) -> None:
         self._engine = engine
         self._backend = backend
@@ -60,7 +65,7 @@ class HealthServing:
 
     def engine(self) -> EngineInfo:
         return EngineInfo(
-            backend=self._backend,  # type: ignore[arg-type]
+            backend=self._backend,
             state=self._engine.state,
             restarts=self._engine.restarts,
             replicas=[ReplicaInfo(**asdict(r)) for r in self._engine.replicas()],
