@@ -34,6 +34,7 @@ serve: prepare
 
 lint: install
 	$(VENV)/bin/ruff check router classifier lora_registry experts database commands tests scripts
+	$(VENV)/bin/mypy router classifier lora_registry experts database commands
 
 # The page tests drive the system's Chromium; nothing downloads a browser of its own.
 browser:
@@ -49,4 +50,4 @@ test: lint browser system
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .data .cache
+	rm -rf $(VENV) .data .cache .mypy_cache
