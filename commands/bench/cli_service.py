@@ -82,6 +82,7 @@ class _Workload(TypedDict, total=False):
     max_model_len: int
     kv_cache_gib: float
     api: Api
+    repeats: int
 
 
 def _serve_bench(
