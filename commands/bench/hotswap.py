@@ -21,10 +21,7 @@ def load_model(base_model_dir: Path, adapter_dirs: list[Path], device: str, dtyp
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(str(base_model_dir), dtype=getattr(torch, dtype))
-    # transformers declares PreTrainedModel.to through functools.wraps(nn.Module.to), which the checker reads
-    # as the unbound function: it takes the device for `self`.
-    on_device = base.to(device)  # type: ignore[arg-type]
-    model = PeftModel.from_pretrained(on_device, str(adapter_dirs[0]), adapter_name="a0")
+    model = PeftModel.from_pretrained(base.to(device), str(adapter_dirs[0]), adapter_name="a0")
     for i, folder in enumerate(adapter_dirs[1:], start=1):
         model.load_adapter(str(folder), adapter_name=f"a{i}")
     return model.eval()
