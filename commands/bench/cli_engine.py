@@ -8,6 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
+from commands.bench.options import (
+    AdapterCounts,
+    BaseModelDir,
+    ConcurrencyList,
+    JsonOut,
+    OutputTokens,
+    PromptTokens,
+    RandomAdaptersDir,
+    RandomRank,
+    Waves,
+)
 from commands.bench.stats import environment, print_rows, report_result, write_json
 from commands.common import int_list, make_settings, progress_bar, quiet_transformers, resolve_base_model
 
@@ -39,23 +50,15 @@ def _vocab_size(base: Path) -> int:
     return json.loads((base / "config.json").read_text())["vocab_size"]
 
 
-BENCH_OPTIONS = {
-    "base_model_dir": typer.Option(help="Base model (default: the prepared one)."),
-    "adapters_dir": typer.Option(help="Folder of adapter folders (default: make random ones)."),
-    "adapter_counts": typer.Option(help="Adapters mixed per run, comma-separated (0 = base model only)."),
-    "concurrency": typer.Option(help="Requests in flight, comma-separated."),
-}
-
-
 def bench_engine(
-    base_model_dir: Annotated[Path | None, BENCH_OPTIONS["base_model_dir"]] = None,
-    adapters_dir: Annotated[Path | None, BENCH_OPTIONS["adapters_dir"]] = None,
-    adapter_counts: Annotated[str, BENCH_OPTIONS["adapter_counts"]] = "0,1,2,4,8,16",
-    concurrency: Annotated[str, BENCH_OPTIONS["concurrency"]] = "1,8,64",
-    prompt_tokens: Annotated[int, typer.Option(help="Prompt length of every request.")] = 128,
-    output_tokens: Annotated[int, typer.Option(help="Tokens every request generates (ignore_eos).")] = 128,
-    waves: Annotated[int, typer.Option(help="Requests per run, as a multiple of the concurrency.")] = 4,
-    rank: Annotated[int, typer.Option(help="Rank of the random adapters made when none are given.")] = 16,
+    base_model_dir: BaseModelDir = None,
+    adapters_dir: RandomAdaptersDir = None,
+    adapter_counts: AdapterCounts = "0,1,2,4,8,16",
+    concurrency: ConcurrencyList = "1,8,64",
+    prompt_tokens: PromptTokens = 128,
+    output_tokens: OutputTokens = 128,
+    waves: Waves = 4,
+    rank: RandomRank = 16,
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache on the CPU engine.")] = 2.0,
     gpu_memory_utilization: Annotated[float, typer.Option(help="Share of GPU memory (CUDA).")] = 0.85,
     dtype: Annotated[
@@ -64,7 +67,7 @@ def bench_engine(
     cpu_lora_ops: Annotated[
         str, typer.Option(help="batched or vllm (as LORA_ROUTER_CPU_LORA_OPS).")
     ] = "batched",
-    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    out: JsonOut = None,
 ) -> None:
     """Scenario 1, the engine alone: output tokens/s and latency for the base model, one adapter and N
     adapters mixed in one stream, at each concurrency (vLLM batches different adapters together)."""
@@ -156,7 +159,7 @@ def bench_engine(
 
 
 def bench_lora_ops(
-    base_model_dir: Annotated[Path | None, BENCH_OPTIONS["base_model_dir"]] = None,
+    base_model_dir: BaseModelDir = None,
     rank: Annotated[int, typer.Option(help="LoRA rank (the engine's max_lora_rank).")] = 16,
     adapters: Annotated[int, typer.Option(help="Adapters mixed in the batch-16 cases.")] = 4,
     dtypes: Annotated[str, typer.Option(help="Comma-separated: float32, bfloat16.")] = "float32,bfloat16",
@@ -164,7 +167,7 @@ def bench_lora_ops(
     threads: Annotated[
         int, typer.Option(help="Torch threads (vLLM's CPU worker gets the cores minus one: 1 on 2 cores).")
     ] = 1,
-    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    out: JsonOut = None,
 ) -> None:
     """vLLM's CPU LoRA ops against the batched ones, alone: one engine step's LoRA work on the model's
     layer shapes, for decode at batch 1 and 16 and 30-token prefills."""
@@ -213,19 +216,19 @@ def bench_lora_ops(
 
 
 def bench_hotswap(
-    base_model_dir: Annotated[Path | None, BENCH_OPTIONS["base_model_dir"]] = None,
-    adapters_dir: Annotated[Path | None, BENCH_OPTIONS["adapters_dir"]] = None,
-    adapter_counts: Annotated[str, BENCH_OPTIONS["adapter_counts"]] = "0,1,16",
-    concurrency: Annotated[str, BENCH_OPTIONS["concurrency"]] = "64",
-    prompt_tokens: Annotated[int, typer.Option(help="Prompt length of every request.")] = 128,
-    output_tokens: Annotated[int, typer.Option(help="Tokens every request generates.")] = 128,
-    waves: Annotated[int, typer.Option(help="Requests per run, as a multiple of the concurrency.")] = 1,
-    rank: Annotated[int, typer.Option(help="Rank of the random adapters made when none are given.")] = 16,
+    base_model_dir: BaseModelDir = None,
+    adapters_dir: RandomAdaptersDir = None,
+    adapter_counts: AdapterCounts = "0,1,16",
+    concurrency: ConcurrencyList = "64",
+    prompt_tokens: PromptTokens = 128,
+    output_tokens: OutputTokens = 128,
+    waves: Waves = 1,
+    rank: RandomRank = 16,
     device: Annotated[str | None, typer.Option(help="cuda or cpu (default: cuda when there is one).")] = None,
     dtype: Annotated[
         str | None, typer.Option(help="Weights (default: bfloat16 on cuda, float32 on cpu).")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    out: JsonOut = None,
 ) -> None:
     """Scenario 2, the naive baseline: the same stream on transformers + PEFT, `set_adapter` per request,
     batching only runs of consecutive requests on one adapter."""

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from commands.bench.options import JsonOut
 from commands.bench.stats import environment, print_rows, report_result, write_json
 from commands.common import ApiKey, make_settings, progress_bar, quiet_router_training, quiet_transformers
 from commands.process import REPO
@@ -25,7 +26,7 @@ def bench_router(
     batch_size: Annotated[int, typer.Option(help="Messages per batched call.")] = 16,
     url: Annotated[str | None, typer.Option(help="A running service: also time `auto` TTFT there.")] = None,
     ttft_n: Annotated[int, typer.Option(help="`auto` chats timed against --url.")] = 40,
-    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    out: JsonOut = None,
     api_key: ApiKey = None,
 ) -> None:
     """Routing cost per message on this machine, single and batched, for the ONNX Runtime and the torch

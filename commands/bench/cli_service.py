@@ -8,6 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Literal, TypedDict, Unpack
 
 import typer
 
+from commands.bench.options import (
+    BaseModelDir,
+    Concurrency,
+    InputLen,
+    JsonOut,
+    NumPrompts,
+    OutputLen,
+    ServedAdapters,
+    ServedAdaptersDir,
+    ServiceUrl,
+)
 from commands.bench.stats import report_result
 from commands.common import ApiKey, int_list, make_settings, progress_bar, resolve_base_model, service_models
 
@@ -16,7 +27,7 @@ if TYPE_CHECKING:
 
 
 def bench_load(
-    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    url: ServiceUrl = "http://127.0.0.1:8000",
     clients: Annotated[
         int | None, typer.Option(help="Concurrent streaming clients (default: 4x the admission limit).")
     ] = None,
@@ -26,7 +37,7 @@ def bench_load(
     pid: Annotated[
         int | None, typer.Option(help="The service's process id, to sample its memory (engine included).")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    out: JsonOut = None,
     api_key: ApiKey = None,
 ) -> None:
     """Overload the service: more streaming clients than it admits, over several adapters and the base
@@ -106,23 +117,13 @@ def _serve_bench(
 
 
 def bench_serve(
-    base_model_dir: Annotated[
-        Path | None, typer.Option(help="Base model folder (default: the prepared one from settings).")
-    ] = None,
-    adapters_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder of adapter folders; the first --adapters of them by name are served "
-            "(default: the adapter root from settings).",
-            exists=True,
-            file_okay=False,
-        ),
-    ] = None,
-    adapters: Annotated[int, typer.Option(help="Adapters served; requests go to them in turn.", min=1)] = 4,
-    num_prompts: Annotated[int, typer.Option(help="Requests per server.", min=1)] = 32,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.", min=1)] = 8,
-    input_len: Annotated[int, typer.Option(help="Prompt tokens per request.", min=1)] = 64,
-    output_len: Annotated[int, typer.Option(help="Tokens generated per request (ignore_eos).", min=1)] = 32,
+    base_model_dir: BaseModelDir = None,
+    adapters_dir: ServedAdaptersDir = None,
+    adapters: ServedAdapters = 4,
+    num_prompts: NumPrompts = 32,
+    concurrency: Concurrency = 8,
+    input_len: InputLen = 64,
+    output_len: OutputLen = 32,
     max_model_len: Annotated[int, typer.Option(help="Context length of both engines.", min=128)] = 2048,
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache of both engines on the CPU, GiB.")] = 1.0,
     api: Annotated[
@@ -132,7 +133,7 @@ def bench_serve(
     repeats: Annotated[
         int, typer.Option(help="Client runs per server, in turn (ours, plain, ours…).", min=1)
     ] = 3,
-    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    out: JsonOut = None,
 ) -> None:
     """Service overhead vs plain vLLM: our service and vLLM's own OpenAI server with the same model, adapters
     and engine settings, both started once, driven in turn by vLLM's serving benchmark; ratio of the means
@@ -207,24 +208,19 @@ def bench_replicas(
     replicas: Annotated[
         str, typer.Option(help="Replica counts, one after the other; 0 is the embedded engine (no hop).")
     ] = "0,1,2",
-    base_model_dir: Annotated[
-        Path | None, typer.Option(help="Base model folder (default: the prepared one from settings).")
-    ] = None,
-    adapters_dir: Annotated[
-        Path | None,
-        typer.Option(help="Folder of adapter folders (default: adapter root).", exists=True, file_okay=False),
-    ] = None,
-    adapters: Annotated[int, typer.Option(help="Adapters served; requests go to them in turn.", min=1)] = 4,
-    num_prompts: Annotated[int, typer.Option(help="Requests per replica count.", min=1)] = 32,
-    concurrency: Annotated[int, typer.Option(help="Requests in flight.", min=1)] = 8,
-    input_len: Annotated[int, typer.Option(help="Prompt tokens per request.", min=1)] = 64,
-    output_len: Annotated[int, typer.Option(help="Tokens generated per request (ignore_eos).", min=1)] = 32,
+    base_model_dir: BaseModelDir = None,
+    adapters_dir: ServedAdaptersDir = None,
+    adapters: ServedAdapters = 4,
+    num_prompts: NumPrompts = 32,
+    concurrency: Concurrency = 8,
+    input_len: InputLen = 64,
+    output_len: OutputLen = 32,
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache of each replica on the CPU, GiB.")] = 1.0,
     gpu_memory_utilization: Annotated[
         float,
         typer.Option(help="Share of the GPU each engine takes (replicas on one GPU must fit together)."),
     ] = 0.85,
-    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    out: JsonOut = None,
 ) -> None:
     """Throughput over engine replicas: for each count, that many `vllm serve` replicas behind one router
     (remote engine), driven by vLLM's serving benchmark client; output tokens/s relative to the first."""
@@ -281,13 +277,13 @@ def bench_cold(
             "(GET /v1/adapter-folders lists them)."
         ),
     ],
-    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    url: ServiceUrl = "http://127.0.0.1:8000",
     name: Annotated[str, typer.Option(help="Prefix of the temporary adapter names.")] = "cold",
     rounds: Annotated[int, typer.Option(help="Measured register → chat → unregister rounds.", min=1)] = 10,
     warm: Annotated[int, typer.Option(help="Warm chats per round, after the cold one.", min=0)] = 5,
     warmup: Annotated[int, typer.Option(help="Unmeasured rounds first.", min=0)] = 1,
     max_tokens: Annotated[int, typer.Option(help="Tokens each answer is made to have.", min=1)] = 8,
-    out: Annotated[Path | None, typer.Option(help="Write the result as JSON here.")] = None,
+    out: JsonOut = None,
     api_key: ApiKey = None,
 ) -> None:
     """Cold start of a newly registered adapter: register it (admin key) and chat to it at once; time
