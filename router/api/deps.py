@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
@@ -15,44 +16,23 @@ from router.serving.metrics import MetricsServing
 from router.serving.models import ModelsServing
 from router.serving.routing import RoutingServing
 
-
-def _admission(request: Request) -> Admission:
-    return request.app.state.admission
+T = TypeVar("T")
 
 
-def _chat(request: Request) -> ChatServing:
-    return request.app.state.chat
+def _from_state(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """A dependency handing routes the service kept on ``app.state`` under ``name``."""
+
+    def get(request: Request) -> T:
+        return getattr(request.app.state, name)
+
+    return get
 
 
-def _completions(request: Request) -> CompletionServing:
-    return request.app.state.completions
-
-
-def _models(request: Request) -> ModelsServing:
-    return request.app.state.models
-
-
-def _adapters(request: Request) -> AdapterServing:
-    return request.app.state.adapters
-
-
-def _health(request: Request) -> HealthServing:
-    return request.app.state.health
-
-
-def _metrics(request: Request) -> MetricsServing:
-    return request.app.state.metrics
-
-
-def _routing(request: Request) -> RoutingServing:
-    return request.app.state.routing
-
-
-Admitting = Annotated[Admission, Depends(_admission)]
-Chat = Annotated[ChatServing, Depends(_chat)]
-Completions = Annotated[CompletionServing, Depends(_completions)]
-Models = Annotated[ModelsServing, Depends(_models)]
-Adapters = Annotated[AdapterServing, Depends(_adapters)]
-Health = Annotated[HealthServing, Depends(_health)]
-Routing = Annotated[RoutingServing, Depends(_routing)]
-Metrics = Annotated[MetricsServing, Depends(_metrics)]
+Admitting = Annotated[Admission, Depends(_from_state("admission", Admission))]
+Chat = Annotated[ChatServing, Depends(_from_state("chat", ChatServing))]
+Completions = Annotated[CompletionServing, Depends(_from_state("completions", CompletionServing))]
+Models = Annotated[ModelsServing, Depends(_from_state("models", ModelsServing))]
+Adapters = Annotated[AdapterServing, Depends(_from_state("adapters", AdapterServing))]
+Health = Annotated[HealthServing, Depends(_from_state("health", HealthServing))]
+Routing = Annotated[RoutingServing, Depends(_from_state("routing", RoutingServing))]
+Metrics = Annotated[MetricsServing, Depends(_from_state("metrics", MetricsServing))]
