@@ -62,6 +62,11 @@ def replica_command(settings: Settings, *, host: str, port: int, dtype: str) -> 
         "--port",
         str(port),
     ]
+    # Unset, the server picks its own defaults for the replica's hardware, as the in-process engine does.
+    if settings.max_num_seqs:
+        command += ["--max-num-seqs", str(settings.max_num_seqs)]
+    if settings.max_num_batched_tokens:
+        command += ["--max-num-batched-tokens", str(settings.max_num_batched_tokens)]
     if settings.engine_api_key:
         command += ["--api-key", settings.engine_api_key]
     return command

@@ -109,6 +109,18 @@ class Settings(BaseSettings):
     max_lora_rank: int = Field(
         default=16, ge=1, description="Largest LoRA rank accepted (a vLLM-supported value)."
     )
+    max_num_seqs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests the engine schedules in one step. Default: what vLLM's OpenAI server takes on "
+        "this hardware (CPU 128, H100/H200 1024).",
+    )
+    max_num_batched_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens the engine schedules in one step. Default: what vLLM's OpenAI server takes on "
+        "this hardware (CPU 2048, H100/H200 8192).",
+    )
     kv_cache_gib: float = Field(default=1.0, gt=0, description="KV cache size on the CPU engine, in GiB.")
     gpu_memory_utilization: float = Field(
         default=0.85, gt=0, le=1, description="Share of GPU memory (CUDA engine)."

@@ -94,6 +94,8 @@ class _Workload(TypedDict, total=False):
     kv_cache_gib: float
     api: Api
     repeats: int
+    max_num_seqs: int | None
+    max_num_batched_tokens: int | None
 
 
 def _serve_bench(
@@ -133,6 +135,12 @@ def bench_serve(
     repeats: Annotated[
         int, typer.Option(help="Client runs per server, in turn (ours, plain, ours…).", min=1)
     ] = 3,
+    max_num_seqs: Annotated[
+        int | None, typer.Option(help="Both engines' requests per step (default: vLLM's server's).", min=1)
+    ] = None,
+    max_num_batched_tokens: Annotated[
+        int | None, typer.Option(help="Both engines' tokens per step (default: vLLM's server's).", min=1)
+    ] = None,
     out: JsonOut = None,
 ) -> None:
     """Service overhead vs plain vLLM: our service and vLLM's own OpenAI server with the same model, adapters
@@ -154,6 +162,8 @@ def bench_serve(
         kv_cache_gib=kv_cache_gib,
         api=api,
         repeats=repeats,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens,
     )
     folders = bench.adapters
     steps = 2 + 2 * repeats  # start, warm up, then each client run
@@ -174,13 +184,20 @@ def bench_serve(
 
     ours, plain = result["mean"]["ours"], result["mean"]["plain_vllm"]
     ratio, spread = result["ratio_ours_over_plain"], result["ratio_spread"]
+    limits = result["engine_limits"]
     rows = [
+        (
+            "engine: requests / tokens per step",
+            "{max_num_seqs} / {max_num_batched_tokens}".format(**limits["ours"]),
+            "{max_num_seqs} / {max_num_batched_tokens}".format(**limits["plain_vllm"]),
+            "",
+        ),
         (
             "requests ok / failed",
             f"{ours['completed']} / {ours['failed']}",
             f"{plain['completed']} / {plain['failed']}",
             "",
-        )
+        ),
     ]
     measures = [
         ("request throughput (req/s)", "request_throughput"),

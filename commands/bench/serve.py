@@ -47,6 +47,7 @@ METRICS = (
     "median_tpot_ms",
     "p99_tpot_ms",
 )
+LIMITS = ("max_num_seqs", "max_num_batched_tokens")
 RATIOS = (
     "request_throughput",
     "output_throughput",
@@ -87,6 +88,9 @@ class ServeBench:
     api: Api = "completions"
     base_model_name: str = "SmolLM2-135M-Instruct"
     seed: int = 0
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    """Both servers' scheduler limits; None: each takes vLLM's OpenAI server default for the hardware."""
     repeats: int = 3
     """Client runs per server, interleaved: a noisy machine's drift then falls on both alike."""
 
@@ -123,7 +127,14 @@ class ServeBench:
             "kv_cache_gib": self.kv_cache_gib,
             "dtype": "bfloat16",
             "seed": self.seed,
+            "max_num_seqs": self.max_num_seqs,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
         }
+
+    @property
+    def given_limits(self) -> dict[str, int]:
+        """The scheduler limits set for both servers; the others are left to vLLM's server defaults."""
+        return {name: value for name in LIMITS if (value := getattr(self, name)) is not None}
 
     def service_env(self, data_dir: Path) -> dict[str, str]:
         """Our service: the adapters registered from a registry file, nothing else (no default experts)."""
@@ -132,6 +143,7 @@ class ServeBench:
         registry.write_text(yaml.safe_dump({"adapters": entries}))
         engine = self.engine
         return {
+            **{f"LORA_ROUTER_{name.upper()}": str(value) for name, value in self.given_limits.items()},
             "LORA_ROUTER_DATA_DIR": str(data_dir),
             "LORA_ROUTER_BASE_MODEL_NAME": self.base_model_name,
             "LORA_ROUTER_BASE_MODEL_PATH": str(self.base_model_dir),
@@ -179,6 +191,7 @@ class ServeBench:
             engine["dtype"],
             "--seed",
             str(engine["seed"]),
+            *[arg for name, value in self.given_limits.items() for arg in (_flag(name), str(value))],
             "--disable-log-stats",
             "--host",
             "127.0.0.1",
@@ -238,6 +251,10 @@ class ServeBench:
         ]
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def _child_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **extra}
     # vLLM's client sends OPENAI_API_KEY as a bearer token; neither server here has keys.
@@ -258,6 +275,15 @@ def plain_vllm(bench: ServeBench, log_path: Path) -> ServiceProcess:
     port = free_port()
     env = _child_env(VLLM_CPU_KVCACHE_SPACE=f"{bench.kv_cache_gib:g}")
     return ServiceProcess(env, log_path, bench.plain_command(port), port=port, ready_path="/v1/models")
+
+
+def engine_limits(bench: ServeBench, our_url: str) -> dict[str, Any]:
+    """Each server's scheduler limits: ours as its /health reports them; plain vLLM's as given, else its
+    server defaults for the hardware, which ours takes too (the same vLLM function)."""
+    with httpx.Client(base_url=our_url, timeout=30) as client:
+        setup = client.get("/health").raise_for_status().json()["engine_setup"]
+    ours = {name: setup[name] for name in LIMITS}
+    return {"ours": ours, "plain_vllm": {**ours, **bench.given_limits}}
 
 
 def warm_up(url: str, bench: ServeBench) -> None:
@@ -338,6 +364,7 @@ def run_serve_bench(
             server.launch()
         for server in servers.values():
             server.wait_ready(timeout_s=600)
+        limits = engine_limits(bench, servers["ours"].url)
         on_step("warming up the adapters")
         for server in servers.values():
             warm_up(server.url, bench)
@@ -374,6 +401,7 @@ def run_serve_bench(
         "scenario": "service overhead vs plain vLLM",
         **bench.describe(),
         "startup_s": startup_s,
+        "engine_limits": limits,
         "runs": runs,
         "mean": mean,
         "ratio_ours_over_plain": ratios(mean["ours"], mean["plain_vllm"]),

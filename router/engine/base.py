@@ -133,6 +133,9 @@ class EngineSetup:
     lora_ops_reason: str
     identity_base: bool
     """Base-model requests run through the all-zero identity adapter (vLLM's own CPU LoRA ops only)."""
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    """The scheduler's limits per step: the settings, else vLLM's OpenAI server defaults for the hardware."""
 
 
 class EngineError(RuntimeError):

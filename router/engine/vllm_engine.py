@@ -39,16 +39,33 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def server_batch_limits() -> tuple[int, int]:
+    """``max_num_seqs`` and ``max_num_batched_tokens`` as vLLM's OpenAI server picks them on this hardware.
+
+    An engine built with ``from_engine_args`` alone gets the offline engine's smaller defaults on a GPU
+    (128 and 2048 where the server takes 1024 and 8192 on an H200); the service must batch like the server.
+    """
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.usage.usage_lib import UsageContext
+
+    tokens, seqs = EngineArgs.get_batch_defaults(world_size=1)
+    return seqs[UsageContext.OPENAI_API_SERVER], tokens[UsageContext.OPENAI_API_SERVER]
+
+
 def engine_setup(settings: Settings) -> EngineSetup:
-    """The dtype and LoRA ops an engine started from here runs, for this machine and these settings."""
+    """The dtype, LoRA ops and batch limits an engine started from here runs, for this machine and these
+    settings."""
     dtype = engine_dtype(settings.dtype, settings.resolved_base_model_path)
     ops = engine_lora_ops(settings.cpu_lora_ops)
+    default_seqs, default_tokens = server_batch_limits()
     return EngineSetup(
         dtype=dtype.dtype,
         dtype_reason=dtype.reason,
         lora_ops=ops.ops,
         lora_ops_reason=ops.reason,
         identity_base=ops.base_needs_identity,
+        max_num_seqs=settings.max_num_seqs or default_seqs,
+        max_num_batched_tokens=settings.max_num_batched_tokens or default_tokens,
     )
 
 
@@ -67,6 +84,7 @@ class VllmEngine:
     def from_settings(cls, settings: Settings, setup: EngineSetup | None = None) -> VllmEngine:
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.platforms import current_platform
+        from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.async_llm import AsyncLLM
 
         setup = setup or engine_setup(settings)
@@ -97,18 +115,23 @@ class VllmEngine:
             max_cpu_loras=settings.max_cpu_loras + extra_slot,
             max_lora_rank=cast("MaxLoRARanks", settings.max_lora_rank),
             gpu_memory_utilization=settings.gpu_memory_utilization,
+            max_num_seqs=setup.max_num_seqs,
+            max_num_batched_tokens=setup.max_num_batched_tokens,
             disable_log_stats=True,
         )
         logger.info(
-            "starting vLLM engine for %s: %s (%s); LoRA ops %s (%s)%s",
+            "starting vLLM engine for %s: %s (%s); LoRA ops %s (%s); up to %d requests, %d tokens a step%s",
             model,
             setup.dtype,
             setup.dtype_reason,
             setup.lora_ops,
             setup.lora_ops_reason,
+            setup.max_num_seqs,
+            setup.max_num_batched_tokens,
             "; base-model requests through the identity adapter" if base_adapter else "",
         )
-        return cls(AsyncLLM.from_engine_args(args), settings.max_model_len, base_adapter)
+        llm = AsyncLLM.from_engine_args(args, usage_context=UsageContext.OPENAI_API_SERVER)
+        return cls(llm, settings.max_model_len, base_adapter)
 
     def _lora_request(self, adapter: AdapterRef | None):  # -> LoRARequest | None
         adapter = adapter or self._base_adapter

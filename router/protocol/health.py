@@ -32,6 +32,10 @@ class EngineSetupInfo(BaseModel):
     lora_ops_reason: str
     identity_base: bool
     """Base-model requests run through an all-zero adapter (needed on vLLM's own CPU LoRA ops only)."""
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    """The scheduler's limits per step (settings `max_num_seqs`, `max_num_batched_tokens`; by default what
+    vLLM's OpenAI server takes on this hardware)."""
 
 
 class EngineInfo(BaseModel):

@@ -11,6 +11,7 @@ import httpx
 from commands.process import ServiceProcess
 from router.engine.cpu_lora_plugin import SUPPORTED_VLLM_CPU
 from router.engine.dtype import engine_dtype
+from router.engine.vllm_engine import engine_setup, server_batch_limits
 from router.settings import Settings
 
 
@@ -28,6 +29,19 @@ def test_health_shows_the_dtype_and_lora_ops_and_why(
     for each in (forced, setup):
         assert each["lora_ops"] == "batched" and SUPPORTED_VLLM_CPU in each["lora_ops_reason"]
         assert each["identity_base"] is False
+        # No limits set: vLLM's OpenAI server defaults for a CPU, as `vllm serve` here would take them.
+        assert (each["max_num_seqs"], each["max_num_batched_tokens"]) == (128, 2048)
+
+
+def test_batch_limits_are_the_settings_else_vllms_server_defaults(base_model_dir: Path) -> None:
+    assert server_batch_limits() == (128, 2048)  # vLLM's CPU defaults for its OpenAI server
+    setup = engine_setup(Settings(base_model_path=base_model_dir, max_num_seqs=7, max_num_batched_tokens=512))
+    assert (setup.max_num_seqs, setup.max_num_batched_tokens) == (7, 512)
+
+
+def test_the_engine_schedules_with_the_limits_health_shows(service: ServiceProcess) -> None:
+    """vLLM's own scheduler log line, in the engine the shared service runs."""
+    assert "Chunked prefill is enabled with max_num_batched_tokens=2048." in service.log_path.read_text()
 
 
 def test_the_engine_process_itself_runs_the_batched_ops(service: ServiceProcess) -> None:

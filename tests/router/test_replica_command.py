@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from router.engine.cpu_lora_plugin import OPS_ENV
-from router.replica import check_base_requests, replica_env
+from router.replica import check_base_requests, replica_command, replica_env
 from router.settings import Settings
 
 CLI = Path(sys.executable).with_name("lora-router")
@@ -44,3 +44,17 @@ def test_the_command_refuses_before_starting_vllm(tmp_path: Path, base_model_dir
     )
     assert done.returncode == 1
     assert "replica not started" in done.stderr and "LORA_ROUTER_REPLICA_IDENTITY_BASE" in done.stderr
+
+
+def test_batch_limits_reach_the_replica_only_when_set(base_model_dir: Path) -> None:
+    def flags(settings: Settings) -> list[str]:
+        command = replica_command(settings, host="127.0.0.1", port=1, dtype="float32")
+        return [arg for arg in command if arg.startswith("--max-num")]
+
+    # Unset, vLLM's server picks its defaults for the replica's own hardware.
+    assert flags(Settings(base_model_path=base_model_dir)) == []
+    settings = Settings(base_model_path=base_model_dir, max_num_seqs=64, max_num_batched_tokens=4096)
+    command = replica_command(settings, host="127.0.0.1", port=1, dtype="float32")
+    assert flags(settings) == ["--max-num-seqs", "--max-num-batched-tokens"]
+    assert command[command.index("--max-num-seqs") + 1] == "64"
+    assert command[command.index("--max-num-batched-tokens") + 1] == "4096"

@@ -18,7 +18,8 @@ def test_bench_serve_smoke(base_model_dir: Path, adapter_library: Path, tmp_path
     cli = Path(sys.executable).with_name("lora-router")
     args = ["bench", "serve", "--base-model-dir", str(base_model_dir), "--adapters-dir", str(adapter_library)]
     args += ["--adapters", "2", "--num-prompts", "4", "--concurrency", "2", "--input-len", "32"]
-    args += ["--output-len", "4", "--max-model-len", "512", "--repeats", "1", "--out", str(out)]
+    args += ["--output-len", "4", "--max-model-len", "512", "--repeats", "1", "--max-num-seqs", "8"]
+    args += ["--out", str(out)]
     done = subprocess.run([str(cli), *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ours / plain" in done.stdout
@@ -27,6 +28,10 @@ def test_bench_serve_smoke(base_model_dir: Path, adapter_library: Path, tmp_path
     assert result["engine"]["max_loras"] == 2 and result["engine"]["max_lora_rank"] == 8
     assert set(result["runs"]) == set(result["mean"]) == {"ours", "plain_vllm"}
     assert result["repeats"] == 1 and all(start > 0 for start in result["startup_s"].values())
+    # The limit given reached both servers (vLLM's refuses to start on a flag it does not take); the one not
+    # given is vLLM's server default for a CPU in both.
+    assert result["engine_limits"]["ours"] == {"max_num_seqs": 8, "max_num_batched_tokens": 2048}
+    assert result["engine_limits"]["plain_vllm"] == result["engine_limits"]["ours"]
     for runs in result["runs"].values():
         assert len(runs) == 1
         for run in runs:

@@ -66,8 +66,14 @@ def cluster(
     work = tmp_path_factory.mktemp("scaleout")
     adapter_root = work / "shared-adapters"
     shutil.copytree(adapter_library, adapter_root)
+    # Explicit batch limits (above what these tests send at once), so vLLM's server is seen to take them.
     replica_settings = Settings(
-        base_model_path=base_model_dir, kv_cache_gib=1, max_model_len=2048, engine_api_key=REPLICA_KEY
+        base_model_path=base_model_dir,
+        kv_cache_gib=1,
+        max_model_len=2048,
+        engine_api_key=REPLICA_KEY,
+        max_num_seqs=64,
+        max_num_batched_tokens=4096,
     )
     replicas = [replica_process(replica_settings, work / f"replica-{i}.log") for i in range(2)]
     routers: list[Router] = []
