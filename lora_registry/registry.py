@@ -35,7 +35,12 @@ class RegistryFile(BaseModel):
 
 
 class AdapterRegistry:
-    """Registered adapters of one base model. Every failing call leaves the store as it was."""
+    """Registered adapters of one base model. Every failing call leaves the store as it was.
+
+    Reads (``find``, ``get``, ``list``, ``names``) answer from a snapshot in memory, so a request never waits
+    on the database: this process's writes replace it as they land, and ``refresh`` re-reads the store for
+    what other routers on a shared database wrote.
+    """
 
     def __init__(
         self,
@@ -58,11 +63,23 @@ class AdapterRegistry:
         self.reserved_names = {*reserved_names, base.name}
         # Serializes writes in this process so a seed file lands all-or-nothing between registrations.
         self._write_lock = threading.RLock()
+        # Replaced whole, never changed in place: a reader holds one consistent dict without a lock.
+        self._known: dict[str, AdapterSpec] = {}
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Re-read the store into the snapshot; True when it changed. Blocking I/O: off the event loop."""
+        with self._write_lock:
+            known = {spec.name: spec for spec in self.store.list()}
+            changed = known != self._known
+            self._known = known
+        return changed
 
     def register(self, reg: AdapterRegistration) -> AdapterSpec:
         with self._write_lock:
             validated = self._check(reg)
             spec = self.store.add(**_fields(reg, validated))
+            self._known = {**self._known, spec.name: spec}
         logger.info(
             "registered adapter %s (id %d, rank %d) from %s", spec.name, spec.id, spec.rank, spec.path
         )
@@ -71,26 +88,39 @@ class AdapterRegistry:
     def unregister(self, name: str) -> AdapterSpec:
         with self._write_lock:
             spec = self.store.remove(name)
+            self._known = {known: each for known, each in self._known.items() if known != name}
         if spec is None:
             raise AdapterNotFoundError(name, self.names())
         logger.info("unregistered adapter %s (id %d)", spec.name, spec.id)
         return spec
 
     def get(self, name: str) -> AdapterSpec:
-        spec = self.store.get(name)
+        spec = self._known.get(name)
         if spec is None:
             raise AdapterNotFoundError(name, self.names())
         return spec
 
     def find(self, name: str) -> AdapterSpec | None:
-        return self.store.get(name)
+        return self._known.get(name)
+
+    def find_stored(self, name: str) -> AdapterSpec | None:
+        """``find``, asking the store when the snapshot does not know ``name`` (another router on a shared
+        database may have registered it since the last refresh). Blocking I/O on a miss."""
+        if (spec := self._known.get(name)) is not None:
+            return spec
+        # Under the write lock, so an unregistration here cannot land between the read and the update.
+        with self._write_lock:
+            spec = self.store.get(name)
+            if spec is not None:
+                self._known = {**self._known, spec.name: spec}
+        return spec
 
     # Below this method, `list` in the class body names it: annotations there say builtins.list.
     def list(self) -> list[AdapterSpec]:
-        return self.store.list()
+        return sorted(self._known.values(), key=lambda spec: spec.id)
 
     def names(self) -> builtins.list[str]:
-        return [spec.name for spec in self.store.list()]
+        return [spec.name for spec in self.list()]
 
     def folders(self, max_depth: int = 3) -> builtins.list[tuple[str, str | None]]:
         """Adapter folders under the root (they hold ``adapter_config.json``), as paths relative to it, each
@@ -141,6 +171,7 @@ class AdapterRegistry:
                         param="registry_file",
                     ) from exc
             added = self.store.add_all([_fields(reg, validated) for reg, validated in pending])
+            self.refresh()
         for spec in added:
             logger.info("registered adapter %s (id %d) from registry file %s", spec.name, spec.id, path)
         return added

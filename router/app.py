@@ -97,10 +97,20 @@ def build_router(settings: Settings, registry: AdapterRegistry) -> RouterManager
     return router
 
 
-async def _follow_shared_router(router: RouterManager, every_s: float) -> None:
-    """Router replicas sharing a database pick up a version another one made live within ``every_s``."""
+async def _follow_shared_database(registry: AdapterRegistry, router: RouterManager, every_s: float) -> None:
+    """Router replicas sharing a database see what another one registered, unregistered or made live within
+    ``every_s``."""
+    unreachable = False
     while True:
         await asyncio.sleep(every_s)
+        try:
+            if await asyncio.to_thread(registry.refresh):
+                logger.info("adapters registered elsewhere: %s", ", ".join(registry.names()) or "none")
+            unreachable = False
+        except Exception as exc:
+            if not unreachable:  # once per outage, not once per poll
+                logger.error("could not read the adapter registry (%s); serving the adapters known", exc)
+            unreachable = True
         if await router.sync():
             assert router.live is not None
             logger.info("router %s made live by another replica is now live here", router.live.version)
@@ -133,7 +143,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     logger.info("serving %s with %d adapter(s)", settings.base_model_name, len(registry.list()))
     follow = None
     if settings.database_url:
-        follow = asyncio.get_running_loop().create_task(_follow_shared_router(router, settings.sync_s))
+        follow = asyncio.get_running_loop().create_task(
+            _follow_shared_database(registry, router, settings.sync_s)
+        )
     try:
         yield
     finally:

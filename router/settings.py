@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     sync_s: float = Field(
         default=1.0,
         gt=0,
-        description="With DATABASE_URL: seconds between checks for a router version made live elsewhere.",
+        description="With DATABASE_URL: seconds between reads of what other router replicas registered, "
+        "unregistered or made live (a request naming an adapter not yet seen here reads it at once).",
     )
     registry_file: Path | None = Field(
         default=None, description="YAML file whose adapters are registered at start-up when not yet present."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,12 @@ class ModelResolver:
         self._router = router
         self.base_model_name = base_model_name
 
+    async def _adapter(self, name: str) -> AdapterSpec | None:
+        """The registered adapter ``name`` from the registry's snapshot; only a name the snapshot does not
+        know is looked up in the store, off the event loop."""
+        spec = self._registry.find(name)
+        return spec if spec is not None else await asyncio.to_thread(self._registry.find_stored, name)
+
     def available(self) -> list[str]:
         return [self.base_model_name, AUTO_MODEL, *self._registry.names()]
 
@@ -56,7 +63,7 @@ class ModelResolver:
             return await self.route(messages)
         if model == self.base_model_name:
             return Target(model, None, RoutingInfo(requested_model=model, mode="base", model=model))
-        spec = self._registry.find(model)
+        spec = await self._adapter(model)
         if spec is None:
             raise ModelNotFoundError(
                 f"The model {model!r} does not exist. Available: {', '.join(self.available())}",
@@ -71,7 +78,7 @@ class ModelResolver:
     async def route(self, messages: Sequence[ChatMessage]) -> Target:
         routed = await self._router.route(messages)
         decision = routed.decision
-        spec = None if decision.model == self.base_model_name else self._registry.find(decision.model)
+        spec = None if decision.model == self.base_model_name else await self._adapter(decision.model)
         model, reason, detail = decision.model, decision.fallback_reason, decision.detail
         if spec is None and model != self.base_model_name:
             # Unregistered since the decision, or a fallback adapter that is gone: the base answers.

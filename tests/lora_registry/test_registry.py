@@ -190,3 +190,28 @@ def test_duplicate_name_is_refused_with_409(registry: AdapterRegistry) -> None:
     )
     assert err.code == "adapter_exists"
     assert registry.get("alpha") == original
+
+
+def test_reads_answer_from_a_snapshot_that_refresh_brings_up_to_date(
+    tmp_path: Path, adapter_root: Path, base_info: BaseModelInfo
+) -> None:
+    """Two routers on one database: each serves what it knows; the other's writes show after a refresh, and
+    an adapter it has not seen yet is read from the store the first time it is asked for."""
+    db = tmp_path / "shared.sqlite3"
+    here = make_registry(SqliteAdapterStore(db), adapter_root, base_info)
+    there = make_registry(SqliteAdapterStore(db), adapter_root, base_info)
+    alpha = there.register(AdapterRegistration(name="alpha", path="alpha"))
+    beta = there.register(AdapterRegistration(name="beta", path="beta"))
+
+    assert here.find("alpha") is None and here.names() == []
+    assert here.find_stored("alpha") == alpha  # read through, and kept
+    assert here.find("alpha") == alpha and here.names() == ["alpha"]
+    assert here.find_stored("nope") is None
+
+    assert here.refresh() is True and here.list() == [alpha, beta]
+    assert here.refresh() is False  # nothing new
+    there.unregister("alpha")
+    assert here.get("alpha") == alpha  # served from the snapshot until the next refresh
+    assert here.refresh() is True and here.names() == ["beta"]
+    with pytest.raises(AdapterNotFoundError):
+        here.get("alpha")

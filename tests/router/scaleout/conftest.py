@@ -40,6 +40,7 @@ class Cluster:
     a: Router
     b: Router
     adapter_root: Path
+    database_url: str
 
     @property
     def urls(self) -> list[str]:
@@ -85,6 +86,7 @@ def cluster(
             replica.wait_ready(600)
         registry_file = work / "registry.yaml"
         registry_file.write_text(SEEDED)
+        database_url = postgres.create_database()
         env = {
             "LORA_ROUTER_BASE_MODEL_PATH": str(base_model_dir),
             "LORA_ROUTER_ADAPTER_ROOT": str(adapter_root),
@@ -92,7 +94,7 @@ def cluster(
             "LORA_ROUTER_ENGINE": "remote",
             "LORA_ROUTER_ENGINE_URLS": json.dumps([r.url for r in replicas]),
             "LORA_ROUTER_ENGINE_API_KEY": REPLICA_KEY,
-            "LORA_ROUTER_DATABASE_URL": postgres.create_database(),
+            "LORA_ROUTER_DATABASE_URL": database_url,
             "LORA_ROUTER_SYNC_S": str(SYNC_S),
             "LORA_ROUTER_API_KEYS": API_KEYS_SETTING,
             "LORA_ROUTER_ADMIN_LOCALHOST": "false",
@@ -107,7 +109,7 @@ def cluster(
             router.process.launch()
         for router in routers:
             router.process.wait_ready(300)
-        yield Cluster(replicas, routers[0], routers[1], adapter_root)
+        yield Cluster(replicas, routers[0], routers[1], adapter_root, database_url)
     finally:
         for router in routers:
             router.admin.close()

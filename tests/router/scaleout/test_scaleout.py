@@ -14,13 +14,16 @@ from pathlib import Path
 
 import httpx
 import openai
+import psycopg
 import pytest
 from transformers import AutoTokenizer
 
 from router.engine.base import AdapterRef
 from router.engine.remote import lora_name
 from router.engine.replicas import rendezvous_order
+from router.settings import DEFAULT_BASE_MODEL
 from tests.router.scaleout.conftest import SYNC_S, Cluster
+from tests.router.service_checks import wait_for
 from tests.service_config import USER_KEY
 
 pytestmark = pytest.mark.timeout(1200)
@@ -161,12 +164,41 @@ def test_constraints_logprobs_and_sampling_extras_cross_to_the_replicas(
 
 def test_an_adapter_registered_through_one_router_is_served_through_the_other(cluster: Cluster) -> None:
     cluster.a.admin.post("/v1/adapters", json={"name": "delta", "path": "delta"}).raise_for_status()
-    assert "delta" in [m.id for m in cluster.b.client.models.list().data]
+    # A request naming it is served at once (the router reads an adapter it does not know yet); listings
+    # follow within the sync period.
     reply = cluster.b.client.chat.completions.create(model="delta", messages=ASK, max_tokens=4, temperature=0)
     assert reply.model == "delta" and reply.choices[0].message.content
+    assert "delta" in [m.id for m in cluster.b.client.models.list().data]
     cluster.b.admin.delete("/v1/adapters/delta").raise_for_status()
-    with pytest.raises(openai.NotFoundError):
-        cluster.a.client.chat.completions.create(model="delta", messages=ASK, max_tokens=4)
+
+    def refused_by_a() -> bool:
+        try:
+            cluster.a.client.chat.completions.create(model="delta", messages=ASK, max_tokens=1)
+        except openai.NotFoundError:
+            return True
+        return False
+
+    # Each router answers from its snapshot of the registry, re-read every SYNC_S.
+    assert wait_for(refused_by_a, within_s=4 * SYNC_S + 2)
+    assert "delta" not in [m.id for m in cluster.a.client.models.list().data]
+
+
+def test_a_blocked_registry_does_not_hold_up_requests_for_known_adapters(cluster: Cluster) -> None:
+    """Another session holds the adapters table locked (every read of it waits): chat for known adapters,
+    the base model and `auto` is answered meanwhile, from the routers' snapshots of the registry."""
+    with psycopg.connect(cluster.database_url) as blocker:
+        blocker.execute("LOCK TABLE adapters IN ACCESS EXCLUSIVE MODE")
+        for router in (cluster.a, cluster.b):
+            for model in ("alpha", "beta", DEFAULT_BASE_MODEL, "auto"):
+                reply = router.client.with_options(timeout=60).chat.completions.create(
+                    model=model, messages=ASK, max_tokens=2, temperature=0
+                )
+                assert reply.choices[0].message.content is not None
+        # Answered before the lock goes: a request that read the table would still be waiting (and time out).
+        blocker.rollback()
+    # The lock gone, registrations go through again.
+    cluster.a.admin.post("/v1/adapters", json={"name": "epsilon", "path": "delta"}).raise_for_status()
+    cluster.a.admin.delete("/v1/adapters/epsilon").raise_for_status()
 
 
 def test_a_router_retrained_through_one_router_routes_the_same_through_the_other(cluster: Cluster) -> None:
