@@ -101,7 +101,9 @@ def service_data_dir(
 
 
 @pytest.fixture(scope="session")
-def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServiceProcess]:
+def service(
+    request: pytest.FixtureRequest, service_data_dir: Path, base_model_dir: Path
+) -> Iterator[ServiceProcess]:
     """One real service (real vLLM CPU engine) for the whole session."""
     env = {
         "LORA_ROUTER_DATA_DIR": str(service_data_dir),
@@ -122,18 +124,22 @@ def service(service_data_dir: Path, base_model_dir: Path) -> Iterator[ServicePro
         "LORA_ROUTER_CHAT_TEMPLATE": str(TOOLS_TEMPLATE),
         "LORA_ROUTER_TOOL_PARSER": "hermes",
     }
-    proc = ServiceProcess(env, service_data_dir / "service.log").start()
+    proc = ServiceProcess(env, service_data_dir / "service.log").launch()
+    # A start is three processes importing vLLM one after the other, one core's work: on two cores the open
+    # service, when this session uses it too, starts beside this one for little more than the time of one.
+    if any("open_service" in item.fixturenames for item in request.session.items):
+        request.getfixturevalue("open_service_process").launch()
+    proc.wait_ready(300)
     yield proc
     proc.stop()
 
 
 @pytest.fixture(scope="session")
-def open_service(
+def open_service_process(
     tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path, default_router_dir: Path
 ) -> Iterator[ServiceProcess]:
     """A second real service, set up as `make serve` sets one up: no API keys, the admin endpoints open to
-    loopback clients, the shipped experts and default router. The checks of that setup (the README's
-    examples, clients sending placeholder keys) all share this one."""
+    loopback clients, the shipped experts and default router; not started yet (see `service`)."""
     data = tmp_path_factory.mktemp("open-service-data")
     shutil.copytree(default_router_dir, data / "routers")
     env = {
@@ -143,9 +149,18 @@ def open_service(
         "LORA_ROUTER_API_KEYS": "{}",  # whatever the caller's shell says
         "LORA_ROUTER_ADMIN_LOCALHOST": "true",
     }
-    proc = ServiceProcess(env, data / "service.log").start()
+    proc = ServiceProcess(env, data / "service.log")
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def open_service(open_service_process: ServiceProcess) -> ServiceProcess:
+    """The open service, started: the checks of the `make serve` setup (the README's examples, clients
+    sending placeholder keys) all share this one."""
+    if open_service_process.pid is None:
+        open_service_process.launch()
+    return open_service_process.wait_ready(300)
 
 
 @pytest.fixture(scope="session")
