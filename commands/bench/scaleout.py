@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from commands.bench.serve import ServeBench, run_client, warm_up
+from commands.bench.serve import BenchClient, ServeBench, run_client, warm_up
 from commands.bench.stats import environment
 from commands.process import ServiceProcess, replica_process
 from router.settings import Settings
@@ -49,37 +49,39 @@ def run_replica_bench(
     engine takes ``gpu_memory_utilization`` of it (replicas sharing one GPU must fit together)."""
     settings = _replica_settings(bench, gpu_memory_utilization)
     runs: dict[str, dict[str, Any]] = {}
-    for count in replica_counts:
-        label = f"{count}-replica{'s' if count > 1 else ''}" if count else "in-process"
-        on_step(f"{label}: starting")
-        replicas = [replica_process(settings, work_dir / f"{label}-engine-{i}.log") for i in range(count)]
-        router = None
-        try:
-            for replica in replicas:
-                replica.launch()
-            for replica in replicas:
-                replica.wait_ready(600)
-            data_dir = work_dir / f"{label}-router"
-            data_dir.mkdir(parents=True, exist_ok=True)
-            env = bench.service_env(data_dir)
-            env["LORA_ROUTER_GPU_MEMORY_UTILIZATION"] = f"{gpu_memory_utilization:g}"
-            if replicas:
-                env["LORA_ROUTER_ENGINE"] = "remote"
-                env["LORA_ROUTER_ENGINE_URLS"] = json.dumps([r.url for r in replicas])
-            router = ServiceProcess(env, work_dir / f"{label}-router.log").start(timeout_s=300)
-            on_step(f"{label}: warming up the adapters")
-            warm_up(router.url, bench)
-            on_step(f"{label}: vLLM's benchmark client")
-            run = run_client(bench, router.url, work_dir, label)
-            replicas_seen = httpx.get(f"{router.url}/v1/engine", timeout=30).raise_for_status().json()
-            run["requests_per_replica"] = [sum(r["requests"].values()) for r in replicas_seen["replicas"]]
-            run["adapters_per_replica"] = [r["adapters_loaded"] for r in replicas_seen["replicas"]]
-            runs[label] = run
-        finally:
-            if router is not None:
-                router.stop()
-            for replica in replicas:
-                replica.stop()
+    # One client process for every count: importing vLLM takes seconds.
+    with BenchClient(work_dir) as client:
+        for count in replica_counts:
+            label = f"{count}-replica{'s' if count > 1 else ''}" if count else "in-process"
+            on_step(f"{label}: starting")
+            replicas = [replica_process(settings, work_dir / f"{label}-engine-{i}.log") for i in range(count)]
+            router = None
+            try:
+                for replica in replicas:
+                    replica.launch()
+                for replica in replicas:
+                    replica.wait_ready(600)
+                data_dir = work_dir / f"{label}-router"
+                data_dir.mkdir(parents=True, exist_ok=True)
+                env = bench.service_env(data_dir)
+                env["LORA_ROUTER_GPU_MEMORY_UTILIZATION"] = f"{gpu_memory_utilization:g}"
+                if replicas:
+                    env["LORA_ROUTER_ENGINE"] = "remote"
+                    env["LORA_ROUTER_ENGINE_URLS"] = json.dumps([r.url for r in replicas])
+                router = ServiceProcess(env, work_dir / f"{label}-router.log").start(timeout_s=300)
+                on_step(f"{label}: warming up the adapters")
+                warm_up(router.url, bench)
+                on_step(f"{label}: vLLM's benchmark client")
+                run = run_client(client, bench, router.url, work_dir, label)
+                replicas_seen = httpx.get(f"{router.url}/v1/engine", timeout=30).raise_for_status().json()
+                run["requests_per_replica"] = [sum(r["requests"].values()) for r in replicas_seen["replicas"]]
+                run["adapters_per_replica"] = [r["adapters_loaded"] for r in replicas_seen["replicas"]]
+                runs[label] = run
+            finally:
+                if router is not None:
+                    router.stop()
+                for replica in replicas:
+                    replica.stop()
     first = runs[next(iter(runs))]
     relative = {
         label: round(run["output_throughput"] / first["output_throughput"], 3)

@@ -60,14 +60,24 @@ RATIOS = (
 )
 
 # vLLM's serving benchmark as a child process: its `main` runs its own event loop and freezes the GC heap.
+# vLLM's serving benchmark client, one process for every run of a comparison: importing vLLM takes seconds.
+# It runs the client once per line of JSON arguments on stdin and answers each on its stdout (the client's own
+# output goes to stderr, the log): "ok", or what went wrong.
 _CLIENT = """\
-import sys
+import json, sys
+answers, sys.stdout = sys.stdout, sys.stderr
 from vllm.benchmarks.serve import add_cli_args, main
 from vllm.utils.argparse_utils import FlexibleArgumentParser
 
 parser = FlexibleArgumentParser()
 add_cli_args(parser)
-main(parser.parse_args(sys.argv[1:]))
+for line in sys.stdin:
+    try:
+        main(parser.parse_args(json.loads(line)))
+        answer = "ok"
+    except BaseException as exc:  # argparse's SystemExit too
+        answer = repr(exc)
+    print(json.dumps(answer), file=answers, flush=True)
 """
 
 Api = Literal["completions", "chat"]
@@ -199,7 +209,7 @@ class ServeBench:
             str(port),
         ]
 
-    def client_command(self, url: str, result_dir: Path, label: str) -> list[str]:
+    def client_args(self, url: str, result_dir: Path, label: str) -> list[str]:
         """vLLM's serving benchmark: random prompts of exactly ``input_len`` tokens (same seed, so the same
         prompts for both servers), ``output_len`` tokens each (ignore_eos), greedy, adapters in turn."""
         backend, endpoint = {
@@ -207,9 +217,6 @@ class ServeBench:
             "chat": ("openai-chat", "/v1/chat/completions"),
         }[self.api]
         return [
-            sys.executable,
-            "-c",
-            _CLIENT,
             "--backend",
             backend,
             "--base-url",
@@ -294,21 +301,59 @@ def warm_up(url: str, bench: ServeBench) -> None:
             client.post("/v1/completions", json=body).raise_for_status()
 
 
-def run_client(bench: ServeBench, url: str, work_dir: Path, label: str) -> dict[str, Any]:
+class BenchClient:
+    """vLLM's serving benchmark client in a process of its own, started once for every run."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.log_path = work_dir / "client.log"
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _CLIENT],
+                env=_child_env(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                cwd=work_dir,
+                text=True,
+            )
+
+    def run(self, args: list[str]) -> str:
+        """One run with vLLM's command-line ``args``; "ok" or what went wrong."""
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            self._proc.stdin.write(json.dumps(args) + "\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            return f"the client exited with {self._proc.wait()}"
+        answer = self._proc.stdout.readline()
+        return json.loads(answer) if answer else f"the client exited with {self._proc.wait()}"
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __enter__(self) -> BenchClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_client(
+    client: BenchClient, bench: ServeBench, url: str, work_dir: Path, label: str
+) -> dict[str, Any]:
     """One run of vLLM's serving benchmark against ``url``: its metrics, and the first errors if any."""
-    log_path = work_dir / f"{label}-client.log"
-    with log_path.open("ab") as log:
-        done = subprocess.run(
-            bench.client_command(url, work_dir, label),
-            env=_child_env(),
-            stdout=log,
-            stderr=log,
-            cwd=work_dir,
-            check=False,
-        )
+    answer = client.run(bench.client_args(url, work_dir, label))
     result_file = work_dir / f"{label}.json"
-    if done.returncode != 0 or not result_file.is_file():
-        raise RuntimeError(f"vLLM's benchmark client failed against {label}:\n{_log_tail(log_path)}")
+    if answer != "ok" or not result_file.is_file():
+        raise RuntimeError(
+            f"vLLM's benchmark client failed against {label} ({answer}):\n{_log_tail(client.log_path)}"
+        )
     raw = json.loads(result_file.read_text())
     metrics = {key: raw.get(key) for key in METRICS}
     metrics["errors"] = sorted({e for e in raw.get("errors", []) if e})[:3]
@@ -357,11 +402,13 @@ def run_serve_bench(
         "plain_vllm": plain_vllm(bench, work_dir / "plain-vllm.log"),
     }
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+    client = None
     try:
         on_step("starting both servers")
-        # Side by side: each start is mostly one process importing vLLM and torch, one core each.
+        # Side by side, with the client's import: each is mostly one process importing vLLM and torch.
         for server in servers.values():
             server.launch()
+        client = BenchClient(work_dir)
         for server in servers.values():
             server.wait_ready(timeout_s=600)
         limits = engine_limits(bench, servers["ours"].url)
@@ -371,8 +418,10 @@ def run_serve_bench(
         for repeat in range(bench.repeats):
             for name, server in servers.items():
                 on_step(f"{name}: vLLM's benchmark client, run {repeat + 1} of {bench.repeats}")
-                runs[name].append(run_client(bench, server.url, work_dir, f"{name}-{repeat}"))
+                runs[name].append(run_client(client, bench, server.url, work_dir, f"{name}-{repeat}"))
     finally:
+        if client is not None:
+            client.close()
         for server in servers.values():
             server.stop()
     startup_s = {name: server.start_s for name, server in servers.items()}
