@@ -73,14 +73,16 @@ class ServiceProcess:
         return self
 
     def wait_ready(self, timeout_s: float = 300.0) -> ServiceProcess:
+        """Until the service answers ready, at most ``timeout_s`` from now (it may have been launched long
+        before); ``start_s`` is then the time since its launch."""
         assert self._proc is not None, "launch() first"
-        started = self._launched
-        while time.monotonic() - started < timeout_s:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"service exited with {self._proc.returncode}:\n{self.log_tail()}")
             try:
                 if httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
-                    self.start_s = round(time.monotonic() - started, 1)
+                    self.start_s = round(time.monotonic() - self._launched, 1)
                     return self
             except httpx.HTTPError:
                 pass
