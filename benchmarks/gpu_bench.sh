@@ -13,6 +13,8 @@
 #     no carry:        bash benchmarks/gpu_bench.sh run 1b
 #   results: $OUT/{engine,hotswap,compare}-SIZE.json and engine-SIZE.png
 #   scale-out, after unpack:  REPLICAS=0,1 bash benchmarks/gpu_bench.sh replicas 135m  → $OUT/replicas-135m-01.json
+#   service vs plain vLLM, after unpack:  bash benchmarks/gpu_bench.sh serve 135m  → $OUT/serve-135m-c64.json, -c256
+#     (CONCURRENCY="64 256" and REPEATS=3 by default; both servers share the GPU, 0.4 each)
 #     vLLM's OpenAI server also needs model-hosting-container-standards (+ jmespath, supervisor): pip download
 #     them into .gpu/m, carry it with .gpu/s05 and `pip install --no-index --no-deps --target /tmp/site .gpu/m/*`
 set -euo pipefail
@@ -42,8 +44,8 @@ unpack)
   xz -dc -T0 /tmp/pl/vllm.tar.xz | tar xf - -C /tmp/site
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site /tmp/pl/whl/*.whl
   ;;
-run | replicas)
-  mode=$1 size=${2:?run|replicas 135m|1b}
+run | replicas | serve)
+  mode=$1 size=${2:?run|replicas|serve 135m|1b}
   # As ../shared/gpu/device-install.sh: flashinfer is not carried, so vLLM's PyTorch sampler.
   export PYTHONPATH=/tmp/site:$PWD LORA_ROUTER_DATA_DIR=/tmp/bench PYTHONUNBUFFERED=1 VLLM_USE_FLASHINFER_SAMPLER=0
   python3 -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch.__version__, torch.cuda.get_device_name(0))"
@@ -65,6 +67,15 @@ make_lora_adapters(model, Path(sys.argv[1] + "-adapters"), 16, rank=16)
 print(describe_model(model), f"made in {time.perf_counter() - started:.0f}s", flush=True)
 PY
   cli() { python3 -c "from commands.main import app; app()" "$@"; }
+  if [ "$mode" = serve ]; then
+    # Both servers started once per concurrency, side by side on the GPU; the client runs interleaved.
+    for c in ${CONCURRENCY:-64 256}; do
+      LORA_ROUTER_BASE_MODEL_NAME=$size cli bench serve --base-model-dir "$model" --adapters-dir "$model-adapters" \
+        --adapters 4 --num-prompts $((c * 8)) --concurrency "$c" --input-len 128 --output-len 128 \
+        --repeats "${REPEATS:-3}" --gpu-memory-utilization 0.4 --out "$out/serve-$size-c$c.json"
+    done
+    exit
+  fi
   if [ "$mode" = replicas ]; then
     # Scale-out on one GPU: the embedded engine, then 1 and 2 `vllm serve` replicas sharing it (0.4 each),
     # behind one router: what the remote hop costs next to a GPU, and whether a second engine helps.

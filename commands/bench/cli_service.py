@@ -11,6 +11,7 @@ import typer
 from commands.bench.options import (
     BaseModelDir,
     Concurrency,
+    GpuShare,
     InputLen,
     JsonOut,
     NumPrompts,
@@ -92,6 +93,7 @@ class _Workload(TypedDict, total=False):
     output_len: int
     max_model_len: int
     kv_cache_gib: float
+    gpu_memory_utilization: float
     api: Api
     repeats: int
     max_num_seqs: int | None
@@ -128,6 +130,7 @@ def bench_serve(
     output_len: OutputLen = 32,
     max_model_len: Annotated[int, typer.Option(help="Context length of both engines.", min=128)] = 2048,
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache of both engines on the CPU, GiB.")] = 1.0,
+    gpu_memory_utilization: GpuShare = 0.4,
     api: Annotated[
         Literal["completions", "chat"],
         typer.Option(help="Endpoint driven (completions: TTFT is timed alike on both servers)."),
@@ -160,6 +163,7 @@ def bench_serve(
         output_len=output_len,
         max_model_len=max_model_len,
         kv_cache_gib=kv_cache_gib,
+        gpu_memory_utilization=gpu_memory_utilization,
         api=api,
         repeats=repeats,
         max_num_seqs=max_num_seqs,
@@ -233,10 +237,7 @@ def bench_replicas(
     input_len: InputLen = 64,
     output_len: OutputLen = 32,
     kv_cache_gib: Annotated[float, typer.Option(help="KV cache of each replica on the CPU, GiB.")] = 1.0,
-    gpu_memory_utilization: Annotated[
-        float,
-        typer.Option(help="Share of the GPU each engine takes (replicas on one GPU must fit together)."),
-    ] = 0.85,
+    gpu_memory_utilization: GpuShare = 0.85,
     out: JsonOut = None,
 ) -> None:
     """Throughput over engine replicas: for each count, that many `vllm serve` replicas behind one router
@@ -255,6 +256,7 @@ def bench_replicas(
         input_len=input_len,
         output_len=output_len,
         kv_cache_gib=kv_cache_gib,
+        gpu_memory_utilization=gpu_memory_utilization,
     )
     steps = 3 * len(counts)
     with (
@@ -269,7 +271,6 @@ def bench_replicas(
                 counts,
                 Path(work),
                 on_step=lambda what: progress.update(task, description=what, completed=next(phase)),
-                gpu_memory_utilization=gpu_memory_utilization,
             )
         except (RuntimeError, TimeoutError) as error:
             progress.stop()

@@ -39,3 +39,7 @@ NumPrompts = Annotated[int, typer.Option(help="Requests per client run.", min=1)
 Concurrency = Annotated[int, typer.Option(help="Requests in flight.", min=1)]
 InputLen = Annotated[int, typer.Option(help="Prompt tokens per request.", min=1)]
 OutputLen = Annotated[int, typer.Option(help="Tokens generated per request (ignore_eos).", min=1)]
+GpuShare = Annotated[
+    float,
+    typer.Option(help="Each engine's share of the GPU (those on one GPU must fit).", min=0.05, max=0.95),
+]

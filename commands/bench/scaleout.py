@@ -21,10 +21,10 @@ from commands.process import ServiceProcess, replica_process
 from router.settings import Settings
 
 
-def _replica_settings(bench: ServeBench, gpu_memory_utilization: float) -> Settings:
+def _replica_settings(bench: ServeBench) -> Settings:
     engine = bench.engine
     return Settings(
-        gpu_memory_utilization=gpu_memory_utilization,
+        gpu_memory_utilization=engine["gpu_memory_utilization"],
         base_model_path=bench.base_model_dir,
         base_model_name=bench.base_model_name,
         max_loras=engine["max_loras"],
@@ -42,12 +42,11 @@ def run_replica_bench(
     replica_counts: list[int],
     work_dir: Path,
     on_step: Callable[[str], None] = lambda what: None,
-    gpu_memory_utilization: float = 0.85,
 ) -> dict[str, Any]:
     """Each count in turn: start its replicas and a router, warm up, measure, stop everything. Count 0 is
     the service with its embedded engine: the baseline the remote hop is compared with. On a GPU, every
-    engine takes ``gpu_memory_utilization`` of it (replicas sharing one GPU must fit together)."""
-    settings = _replica_settings(bench, gpu_memory_utilization)
+    engine takes the bench's ``gpu_memory_utilization`` of it (replicas sharing one GPU must fit together)."""
+    settings = _replica_settings(bench)
     runs: dict[str, dict[str, Any]] = {}
     # One client process for every count: importing vLLM takes seconds.
     with BenchClient(work_dir) as client:
@@ -64,7 +63,6 @@ def run_replica_bench(
                 data_dir = work_dir / f"{label}-router"
                 data_dir.mkdir(parents=True, exist_ok=True)
                 env = bench.service_env(data_dir)
-                env["LORA_ROUTER_GPU_MEMORY_UTILIZATION"] = f"{gpu_memory_utilization:g}"
                 if replicas:
                     env["LORA_ROUTER_ENGINE"] = "remote"
                     env["LORA_ROUTER_ENGINE_URLS"] = json.dumps([r.url for r in replicas])
@@ -91,7 +89,6 @@ def run_replica_bench(
     return {
         "scenario": "throughput over engine replicas",
         **bench.describe(),
-        "engine": bench.engine | {"gpu_memory_utilization": gpu_memory_utilization},
         "runs": runs,
         "output_throughput_vs_first": relative,
         "notes": [

@@ -95,6 +95,8 @@ class ServeBench:
     output_len: int = 32
     max_model_len: int = 2048
     kv_cache_gib: float = 1.0
+    gpu_memory_utilization: float = 0.4
+    """Each server's share of the GPU: both run at once on one (the CPU engine ignores it)."""
     api: Api = "completions"
     base_model_name: str = "SmolLM2-135M-Instruct"
     seed: int = 0
@@ -135,6 +137,7 @@ class ServeBench:
             "max_cpu_loras": len(self.adapters),
             "max_lora_rank": lora_rank_limit(self.adapters),
             "kv_cache_gib": self.kv_cache_gib,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
             "dtype": "bfloat16",
             "seed": self.seed,
             "max_num_seqs": self.max_num_seqs,
@@ -168,6 +171,7 @@ class ServeBench:
             "LORA_ROUTER_MAX_CPU_LORAS": str(engine["max_cpu_loras"]),
             "LORA_ROUTER_MAX_LORA_RANK": str(engine["max_lora_rank"]),
             "LORA_ROUTER_KV_CACHE_GIB": f"{self.kv_cache_gib:g}",
+            "LORA_ROUTER_GPU_MEMORY_UTILIZATION": f"{self.gpu_memory_utilization:g}",
             "LORA_ROUTER_DTYPE": engine["dtype"],
             "LORA_ROUTER_SEED": str(engine["seed"]),
             "VLLM_CPU_KVCACHE_SPACE": f"{self.kv_cache_gib:g}",
@@ -197,6 +201,8 @@ class ServeBench:
             str(engine["max_lora_rank"]),
             "--max-model-len",
             str(engine["max_model_len"]),
+            "--gpu-memory-utilization",
+            f"{self.gpu_memory_utilization:g}",
             "--dtype",
             engine["dtype"],
             "--seed",
