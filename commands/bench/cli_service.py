@@ -3,8 +3,9 @@ plain vLLM, engine replicas."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, TypedDict, Unpack
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict, Unpack
 
 import typer
 
@@ -100,6 +101,28 @@ class _Workload(TypedDict, total=False):
     max_num_batched_tokens: int | None
 
 
+def _with_servers(
+    name: str, steps: int, run: Callable[[Path, Callable[[str], None]], dict[str, Any]]
+) -> dict[str, Any]:
+    """``run`` (a benchmark that starts servers) in a scratch folder, its steps on a progress bar; a server
+    that fails to start or a client run that fails ends the command with the reason."""
+    import tempfile
+
+    with progress_bar() as progress, tempfile.TemporaryDirectory(prefix=f"lora-router-bench-{name}-") as work:
+        task = progress.add_task("starting", total=steps)
+        phase = iter(range(steps))
+        try:
+            result = run(
+                Path(work), lambda what: progress.update(task, description=what, completed=next(phase))
+            )
+        except (RuntimeError, TimeoutError) as error:
+            progress.stop()
+            typer.echo(f"bench {name} failed: {error}", err=True)
+            raise typer.Exit(1) from None
+        progress.update(task, description="done", completed=steps)
+    return result
+
+
 def _serve_bench(
     base_model_dir: Path | None, adapters_dir: Path | None, adapters: int, **options: Unpack[_Workload]
 ) -> ServeBench:
@@ -149,8 +172,6 @@ def bench_serve(
     """Service overhead vs plain vLLM: our service and vLLM's own OpenAI server with the same model, adapters
     and engine settings, both started once, driven in turn by vLLM's serving benchmark; ratio of the means
     ours / plain, with the spread of the per-pair ratios."""
-    import tempfile
-
     from commands.bench.serve import run_serve_bench
 
     bench = _serve_bench(
@@ -171,20 +192,7 @@ def bench_serve(
     )
     folders = bench.adapters
     steps = 2 + 2 * repeats  # start, warm up, then each client run
-    with progress_bar() as progress, tempfile.TemporaryDirectory(prefix="lora-router-bench-serve-") as work:
-        task = progress.add_task("starting", total=steps)
-        phase = iter(range(steps))
-        try:
-            result = run_serve_bench(
-                bench,
-                Path(work),
-                on_step=lambda what: progress.update(task, description=what, completed=next(phase)),
-            )
-        except (RuntimeError, TimeoutError) as error:
-            progress.stop()
-            typer.echo(f"bench serve failed: {error}", err=True)
-            raise typer.Exit(1) from None
-        progress.update(task, description="done", completed=steps)
+    result = _with_servers("serve", steps, lambda work, on_step: run_serve_bench(bench, work, on_step))
 
     ours, plain = result["mean"]["ours"], result["mean"]["plain_vllm"]
     ratio, spread = result["ratio_ours_over_plain"], result["ratio_spread"]
@@ -242,8 +250,6 @@ def bench_replicas(
 ) -> None:
     """Throughput over engine replicas: for each count, that many `vllm serve` replicas behind one router
     (remote engine), driven by vLLM's serving benchmark client; output tokens/s relative to the first."""
-    import tempfile
-
     from commands.bench.scaleout import run_replica_bench
 
     counts = int_list(replicas)
@@ -259,24 +265,9 @@ def bench_replicas(
         gpu_memory_utilization=gpu_memory_utilization,
     )
     steps = 3 * len(counts)
-    with (
-        progress_bar() as progress,
-        tempfile.TemporaryDirectory(prefix="lora-router-bench-replicas-") as work,
-    ):
-        task = progress.add_task("starting", total=steps)
-        phase = iter(range(steps))
-        try:
-            result = run_replica_bench(
-                bench,
-                counts,
-                Path(work),
-                on_step=lambda what: progress.update(task, description=what, completed=next(phase)),
-            )
-        except (RuntimeError, TimeoutError) as error:
-            progress.stop()
-            typer.echo(f"bench replicas failed: {error}", err=True)
-            raise typer.Exit(1) from None
-        progress.update(task, description="done", completed=steps)
+    result = _with_servers(
+        "replicas", steps, lambda work, on_step: run_replica_bench(bench, counts, work, on_step)
+    )
     notes = [
         f"{label}: {run['output_throughput']:.2f} output tok/s "
         f"({result['output_throughput_vs_first'].get(label, float('nan')):.2f}x), "
