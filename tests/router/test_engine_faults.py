@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -89,63 +92,70 @@ def assert_ended_with_engine_error(outcomes: list[Outcome], since: float, within
         assert error["code"] == "engine_unavailable" and error["type"] == "server_error", error
 
 
-def assert_recovers(
-    service: ServiceProcess, http: httpx.Client, client: openai.OpenAI, restarts: int
-) -> None:
-    assert wait_for(lambda: health(http)["engine"] == "restarting", within_s=2)
-    refused = httpx.post(
-        f"{service.url}/v1/chat/completions",
-        json={"model": "alpha", "messages": QUESTION, "max_tokens": 2},
-        headers=bearer(USER_KEY),
-        timeout=30,
-    )
-    assert_error(refused, 503, "engine_unavailable")
-    assert int(refused.headers["retry-after"]) >= 1
-    assert wait_for(lambda: ready_status(service) == 200, within_s=ENGINE_START_S, every_s=1.0)
-    assert health(http)["engine_restarts"] == restarts + 1
-    for model in ("alpha", DEFAULT_BASE_MODEL, "auto"):
-        still_serving(client, model)
+@dataclass
+class UnderTraffic:
+    """The shared service's engine with requests in flight on it, about to be faulted."""
+
+    before: Any
+    restarts: int
+    traffic: list[Future[Outcome]]
+    core: psutil.Process
+    old_processes: list[psutil.Process]
+
+    def assert_recovers(self, service: ServiceProcess, http: httpx.Client, client: openai.OpenAI) -> None:
+        """Refused with 503 and Retry-After while a new engine starts, then everything served as before, and
+        nothing of the old engine left behind."""
+        assert wait_for(lambda: health(http)["engine"] == "restarting", within_s=2)
+        refused = httpx.post(
+            f"{service.url}/v1/chat/completions",
+            json={"model": "alpha", "messages": QUESTION, "max_tokens": 2},
+            headers=bearer(USER_KEY),
+            timeout=30,
+        )
+        assert_error(refused, 503, "engine_unavailable")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert wait_for(lambda: ready_status(service) == 200, within_s=ENGINE_START_S, every_s=1.0)
+        assert health(http)["engine_restarts"] == self.restarts + 1
+        for model in ("alpha", DEFAULT_BASE_MODEL, "auto"):
+            still_serving(client, model)
+        assert all(gone(p) for p in self.old_processes), self.old_processes
+        assert registry_and_router(http) == self.before
+
+
+@contextmanager
+def under_traffic(service: ServiceProcess, http: httpx.Client) -> Iterator[UnderTraffic]:
+    before, restarts = registry_and_router(http), health(http)["engine_restarts"]
+    with ThreadPoolExecutor(4) as pool:
+        traffic = start_traffic(service, http, pool)
+        core = engine_core(service)
+        yield UnderTraffic(before, restarts, traffic, core, engine_processes(core))
 
 
 def test_killed_engine_fails_in_flight_requests_then_comes_back(
     service: ServiceProcess, http: httpx.Client, client: openai.OpenAI
 ) -> None:
-    before = registry_and_router(http)
-    restarts = health(http)["engine_restarts"]
-    with ThreadPoolExecutor(4) as pool:
-        traffic = start_traffic(service, http, pool)
-        core = engine_core(service)
-        old_processes = engine_processes(core)
-        core.kill()
+    with under_traffic(service, http) as engine:
+        engine.core.kill()
         killed = time.monotonic()
         assert wait_for(lambda: ready_status(service) == 503, within_s=5)
-        outcomes = [future.result(timeout=60) for future in traffic]
+        outcomes = [future.result(timeout=60) for future in engine.traffic]
     assert_ended_with_engine_error(outcomes, killed, within_s=5)
     assert health(http)["in_flight"] == 0
-    assert_recovers(service, http, client, restarts)
-    assert all(gone(p) for p in old_processes), old_processes  # nothing of the old engine left behind
-    assert registry_and_router(http) == before
+    engine.assert_recovers(service, http, client)
 
 
 def test_hung_engine_is_detected_and_replaced(
     service: ServiceProcess, http: httpx.Client, client: openai.OpenAI
 ) -> None:
-    before = registry_and_router(http)
-    restarts = health(http)["engine_restarts"]
-    with ThreadPoolExecutor(4) as pool:
-        traffic = start_traffic(service, http, pool)
-        core = engine_core(service)
-        old_processes = engine_processes(core)
-        core.suspend()  # alive, holding its requests, producing nothing
+    with under_traffic(service, http) as engine:
+        engine.core.suspend()  # alive, holding its requests, producing nothing
         hung = time.monotonic()
         try:
-            outcomes = [future.result(timeout=ENGINE_HANG_S + 30) for future in traffic]
+            outcomes = [future.result(timeout=ENGINE_HANG_S + 30) for future in engine.traffic]
         finally:
-            if not gone(core):
-                core.resume()
+            if not gone(engine.core):
+                engine.core.resume()
     assert_ended_with_engine_error(outcomes, hung, within_s=ENGINE_HANG_S + 5)
     assert "engine idle (no output, no CPU)" in json.dumps([o.events for o in outcomes])
     assert ready_status(service) == 503
-    assert_recovers(service, http, client, restarts)
-    assert all(gone(p) for p in old_processes), old_processes  # the stopped engine was killed, not left
-    assert registry_and_router(http) == before
+    engine.assert_recovers(service, http, client)  # the stopped engine was killed, not left behind
