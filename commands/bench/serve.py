@@ -24,7 +24,7 @@ import httpx
 import yaml
 
 from commands.bench.fixtures import lora_rank_limit
-from commands.bench.stats import environment
+from commands.bench.stats import environment, gpu_present
 from commands.process import ServiceProcess, free_port
 
 # What is kept of a run of vLLM's client (the rest are per-request lists or unused).
@@ -304,7 +304,12 @@ def warm_up(url: str, bench: ServeBench) -> None:
     with httpx.Client(base_url=url, timeout=300) as client:
         for name in bench.names:
             body = {"model": name, "prompt": "Hello", "max_tokens": 2, "temperature": 0}
-            client.post("/v1/completions", json=body).raise_for_status()
+            response = client.post("/v1/completions", json=body)
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"{url} answered a warm-up request for {name} with {response.status_code}: "
+                    f"{response.text[:2000]}"
+                )
 
 
 class BenchClient:
@@ -400,7 +405,7 @@ def mean_run(results: list[dict[str, Any]]) -> dict[str, Any]:
 def run_serve_bench(
     bench: ServeBench, work_dir: Path, on_step: Callable[[str], None] = lambda what: None
 ) -> dict[str, Any]:
-    """Both servers started side by side and warmed up, then ``repeats`` client runs against each in turn."""
+    """Both servers started and warmed up, then ``repeats`` client runs against each in turn."""
     data_dir = work_dir / "service-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     servers = {
@@ -411,16 +416,24 @@ def run_serve_bench(
     client = None
     try:
         on_step("starting both servers")
-        # Side by side, with the client's import: each is mostly one process importing vLLM and torch.
+        # On a CPU side by side, with the client's import: each is mostly one process importing vLLM and
+        # torch. Not on a GPU: vLLM sizes its KV cache from the memory it sees used while it profiles, so a
+        # second engine starting then leaves the first none (it fails to start).
+        together = not gpu_present()
         for server in servers.values():
             server.launch()
+            if not together:
+                server.wait_ready(timeout_s=600)
         client = BenchClient(work_dir)
         for server in servers.values():
             server.wait_ready(timeout_s=600)
         limits = engine_limits(bench, servers["ours"].url)
         on_step("warming up the adapters")
         for server in servers.values():
-            warm_up(server.url, bench)
+            try:
+                warm_up(server.url, bench)
+            except RuntimeError as error:
+                raise RuntimeError(f"{error}\n{server.log_tail()}") from None
         for repeat in range(bench.repeats):
             for name, server in servers.items():
                 on_step(f"{name}: vLLM's benchmark client, run {repeat + 1} of {bench.repeats}")
@@ -435,10 +448,11 @@ def run_serve_bench(
     pairs = [ratios(o, p) for o, p in zip(runs["ours"], runs["plain_vllm"], strict=True)]
 
     notes = [
-        "Both servers were started once, side by side, and each warmed up with one request per adapter, so "
-        "adapter loading is not measured; then the client ran against one server at a time, in turn (ours, "
-        "plain, ours, …), repeats times each. The ratio is of the means; ratio_spread is the lowest and "
-        "highest ratio of one run of ours to the plain run after it.",
+        "Both servers were started once (side by side on a CPU, one after the other on a GPU) and each "
+        "warmed up with one request per adapter, so adapter loading is not measured; then the client ran "
+        "against one server at a time, in turn (ours, plain, ours, …), repeats times each. The ratio is of "
+        "the means; ratio_spread is the lowest and highest ratio of one run of ours to the plain run after "
+        "it.",
         "Client: vLLM's own serving benchmark (vllm.benchmarks.serve), random prompts of input_len tokens "
         "with the same seed for both servers, output_len tokens each (ignore_eos), temperature 0, adapters "
         "assigned round-robin; every request goes to an adapter.",

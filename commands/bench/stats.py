@@ -91,6 +91,14 @@ def report_result(
         typer.echo(f"wrote {out}")
 
 
+def gpu_present() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def environment() -> dict[str, Any]:
     """Where a result was measured: machine, accelerator and the versions that decide speed."""
     import importlib.metadata
