@@ -66,6 +66,8 @@ def describe_routing(routing: RoutingInfo) -> str:
     """One line: what answered, and why (for `auto`: label, confidence, fallback, top scores)."""
     if routing.mode == "pinned":
         return f"{routing.model} (pinned)"
+    if routing.mode == "composed":
+        return f"{routing.model} (composed)"
     if routing.mode == "base":
         return f"{routing.model} (base model)"
     parts = [f"auto → {routing.model}" + ("" if routing.adapter else " (base model)")]

@@ -25,6 +25,7 @@ from router.limits import BodySizeLimit
 from router.observability.context import RequestIdMiddleware
 from router.observability.metrics import ServiceMetrics
 from router.protocol import REFUSED, ErrorResponse
+from router.routing.compositions import COMPOSITIONS_FOLDER, Compositions
 from router.routing.manager import RouterManager
 from router.routing.open_store import open_router_store
 from router.routing.policy import PolicyConfig
@@ -128,7 +129,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     admission = Admission(settings.max_admitted, settings.retry_after_s)
     metrics = ServiceMetrics()
     generator = Generator(engine, in_flight, metrics, settings.engine_retry_after_s)
-    resolver = ModelResolver(registry, router, settings.base_model_name)
+    compositions = Compositions(
+        settings.resolved_adapter_root / COMPOSITIONS_FOLDER,
+        base_model=settings.base_model_name,
+        max_rank=settings.max_lora_rank,
+    )
+    resolver = ModelResolver(registry, router, compositions, settings.base_model_name)
     state = app.state
     state.admission = admission
     model_defaults = ModelDefaults.from_folder(settings.resolved_base_model_path)
@@ -136,7 +142,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.chat = ChatServing(settings, resolver, renderer, generator, model_defaults, tools)
     state.completions = CompletionServing(settings, resolver, renderer, generator, model_defaults)
     state.models = ModelsServing(registry, settings.base_model_name)
-    state.adapters = AdapterServing(registry, engine, in_flight, metrics)
+    state.adapters = AdapterServing(registry, compositions, engine, in_flight, metrics)
     state.health = HealthServing(engine, settings.engine, in_flight, admission)
     state.metrics = MetricsServing(metrics, engine, registry, in_flight, admission)
     state.routing = RoutingServing(router, resolver, registry, settings.resolved_router_eval_file)

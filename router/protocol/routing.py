@@ -15,10 +15,12 @@ class RoutingInfo(BaseModel):
     """Why this model answered. Not part of OpenAI's schema; clients that don't know it ignore it."""
 
     requested_model: str
-    mode: Literal["auto", "pinned", "base"]
+    mode: Literal["auto", "pinned", "composed", "base"]
     model: str
-    """What answered: an adapter name or the base model's name."""
+    """What answered: an adapter name, a composition (``sql:0.7+extract:0.3``) or the base model's name."""
     adapter: str | None = None
+    composition: dict[str, float] | None = None
+    """A composition's weight per adapter."""
     label: str | None = None
     """The most probable label of the top adapter: the winning sub-intent (e.g. ``billing/refund``)."""
     confidence: float | None = None

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lora_registry import AdapterRegistry, AdapterSpec
+from lora_registry.composition import CompositionError, is_composition, parse_composition
 from router.engine.base import AdapterRef
 from router.errors import ModelNotFoundError
 from router.protocol import ChatMessage, RoutingInfo
+from router.routing.compositions import Compositions
 from router.routing.manager import RouterManager
 from router.routing.policy import FallbackReason
 from router.settings import AUTO_MODEL
@@ -44,9 +46,16 @@ class Target:
 
 
 class ModelResolver:
-    def __init__(self, registry: AdapterRegistry, router: RouterManager, base_model_name: str) -> None:
+    def __init__(
+        self,
+        registry: AdapterRegistry,
+        router: RouterManager,
+        compositions: Compositions,
+        base_model_name: str,
+    ) -> None:
         self._registry = registry
         self._router = router
+        self._compositions = compositions
         self.base_model_name = base_model_name
 
     async def _adapter(self, name: str) -> AdapterSpec | None:
@@ -63,6 +72,8 @@ class ModelResolver:
             return await self.route(messages)
         if model == self.base_model_name:
             return Target(model, None, RoutingInfo(requested_model=model, mode="base", model=model))
+        if is_composition(model):
+            return await self.compose(model)
         spec = await self._adapter(model)
         if spec is None:
             raise ModelNotFoundError(
@@ -74,6 +85,27 @@ class ModelResolver:
             spec,
             RoutingInfo(requested_model=model, mode="pinned", model=spec.name, adapter=spec.name),
         )
+
+    async def compose(self, model: str) -> Target:
+        parts = parse_composition(model)
+        specs = []
+        for part in parts:
+            spec = await self._adapter(part.adapter)
+            if spec is None:
+                raise CompositionError(
+                    f"composition {model!r}: {part.adapter!r} is not a registered adapter. Registered: "
+                    f"{', '.join(self._registry.names()) or 'none'}"
+                )
+            specs.append(spec)
+        composite = await self._compositions.get(parts, specs)
+        routing = RoutingInfo(
+            requested_model=model,
+            mode="composed",
+            model=composite.name,
+            adapter=composite.name,
+            composition={part.adapter: part.weight for part in parts},
+        )
+        return Target(composite.name, composite, routing)
 
     async def route(self, messages: Sequence[ChatMessage]) -> Target:
         routed = await self._router.route(messages)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from lora_registry import AdapterRegistration, AdapterRegistry, AdapterSpec
 from router.engine.base import AdapterRef, Engine
 from router.observability.metrics import ServiceMetrics
 from router.protocol import AdapterDeleted, AdapterFolder, AdapterFolderList, AdapterInfo, AdapterList
+from router.routing.compositions import Compositions
 from router.serving.generation import InFlight
 
 logger = logging.getLogger(__name__)
@@ -16,9 +19,15 @@ logger = logging.getLogger(__name__)
 
 class AdapterServing:
     def __init__(
-        self, registry: AdapterRegistry, engine: Engine, in_flight: InFlight, metrics: ServiceMetrics
+        self,
+        registry: AdapterRegistry,
+        compositions: Compositions,
+        engine: Engine,
+        in_flight: InFlight,
+        metrics: ServiceMetrics,
     ) -> None:
         self._registry = registry
+        self._compositions = compositions
         self._engine = engine
         self._in_flight = in_flight
         self._metrics = metrics
@@ -50,12 +59,21 @@ class AdapterServing:
 
     async def unregister(self, name: str) -> AdapterDeleted:
         spec = await asyncio.to_thread(self._registry.unregister, name)
+        # New requests already get 404; ones streaming on it finish before its weights go.
+        await self._in_flight.when_idle(spec.id, self._unloader(spec))
+        for composite in self._compositions.forget(spec.id):
+            await self._in_flight.when_idle(composite.id, self._unloader(composite, remove_files=True))
+        return AdapterDeleted(id=spec.id, name=spec.name)
+
+    def _unloader(
+        self, spec: AdapterSpec, *, remove_files: bool = False
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
         ref = AdapterRef.from_spec(spec)
 
         async def unload() -> None:
             await self._engine.remove_adapter(ref)
             logger.info("adapter %s (id %d) unloaded from the engine", ref.name, ref.id)
+            if remove_files:
+                await asyncio.to_thread(self._compositions.remove_files, spec)
 
-        # New requests already get 404; ones streaming on it finish before its weights go.
-        await self._in_flight.when_idle(spec.id, unload)
-        return AdapterDeleted(id=spec.id, name=spec.name)
+        return unload
