@@ -6,6 +6,7 @@ a subprocess, so this module must only be used from an entry point or under ``if
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import AsyncGenerator
@@ -148,7 +149,6 @@ class VllmEngine:
         sampling: SamplingOptions,
         adapter: AdapterRef | None,
     ) -> AsyncGenerator[GenerationStep, None]:
-        from vllm.exceptions import VLLMClientError
         from vllm.inputs import TokensPrompt
         from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -179,7 +179,7 @@ class VllmEngine:
                     ],
                     finished=out.finished,
                 )
-        except VLLMClientError as exc:
+        except _client_errors() as exc:
             raise _rejected(exc) from exc
         except EngineDeadError as exc:
             raise EngineError(self._failure or "the engine process died") from exc
@@ -237,7 +237,6 @@ class VllmEngine:
 
 def _sampling_params(sampling: SamplingOptions):  # -> SamplingParams
     from vllm import SamplingParams
-    from vllm.exceptions import VLLMClientError
     from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
     structured = sampling.structured
@@ -261,8 +260,19 @@ def _sampling_params(sampling: SamplingOptions):  # -> SamplingParams
             logprobs=sampling.logprobs,
             output_kind=RequestOutputKind.DELTA,
         )
-    except VLLMClientError as exc:
+    except _client_errors() as exc:
         raise _rejected(exc) from exc
+
+
+@functools.cache
+def _client_errors() -> tuple[type[Exception], ...]:
+    """vLLM's errors for a request that is wrong: one base class in the CPU build (0.32), two classes in the
+    0.24 build that GPU machines run (which has no base for them)."""
+    import vllm.exceptions as errors
+
+    if (base := getattr(errors, "VLLMClientError", None)) is not None:
+        return (base,)
+    return (errors.VLLMValidationError, errors.VLLMNotFoundError)
 
 
 def _rejected(exc: Exception) -> RequestRejected:
