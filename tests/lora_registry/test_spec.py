@@ -113,21 +113,9 @@ def test_labelled_examples_name_the_adapter_or_its_sub_intents() -> None:
 
 
 def test_spec_is_frozen() -> None:
-    spec = AdapterSpec(
-        id=1,
-        name="a",
-        path=Path("/a"),
-        base_model="b",
-        rank=8,
-        alpha=16,
-        target_modules=["q_proj"],
-        size_bytes=1,
-        description="",
-        defaults=GenerationDefaults(),
-        created_at=0,
-    )
+    frozen = spec()
     with pytest.raises(ValidationError):
-        spec.id = 2  # type: ignore[misc]
+        frozen.id = 2  # type: ignore[misc]
 
 
 def test_check_adapter_name() -> None:
