@@ -14,7 +14,13 @@ from lora_registry.errors import (
 )
 from lora_registry.open_store import open_adapter_store
 from lora_registry.registry import AdapterRegistry
-from lora_registry.spec import AdapterRegistration, AdapterSpec, GenerationDefaults, check_adapter_name
+from lora_registry.spec import (
+    AdapterRegistration,
+    AdapterSpec,
+    ComposePart,
+    GenerationDefaults,
+    check_adapter_name,
+)
 from lora_registry.store import AdapterStore, SqliteAdapterStore
 from lora_registry.validation import ValidatedAdapter, validate_adapter_folder
 
@@ -31,6 +37,7 @@ __all__ = [
     "AdapterStore",
     "AdapterValidationError",
     "BaseModelInfo",
+    "ComposePart",
     "GenerationDefaults",
     "InvalidAdapterNameError",
     "RegistryError",

@@ -24,6 +24,8 @@ from lora_registry.composition import CompositionError
 from lora_registry.spec import AdapterSpec
 from lora_registry.validation import CONFIG_FILE, LORA_KEY, WEIGHTS_FILE
 
+# Under the adapter root, where remote replicas read adapters too; hidden, so operators' listings skip it.
+COMPOSITIONS_FOLDER = ".compositions"
 # The ranks vLLM's engine accepts for max_lora_rank (its MaxLoRARanks).
 VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 # Part of every content key: a change to how composites are written must not reuse older folders.
@@ -37,13 +39,21 @@ class WeightedAdapter:
     weight: float
 
 
-def composite_rank(parts: Sequence[WeightedAdapter], *, base_model: str, max_rank: int) -> int:
-    """The rank the composite is written with; raises CompositionError when the engine cannot serve it."""
+def composite_rank(
+    parts: Sequence[WeightedAdapter], *, base_model: str, max_rank: int, param: str = "model"
+) -> int:
+    """The rank the composite is written with; raises CompositionError (naming ``param``) when the engine
+    cannot serve it."""
     for part in parts:
         if part.spec.base_model != base_model:
             raise CompositionError(
                 f"adapter {part.spec.name!r} is made for {part.spec.base_model!r}, not {base_model!r}: "
-                "parts of a composition share the base model"
+                "parts of a composition share the base model",
+                param=param,
+            )
+        if part.spec.composition is not None:
+            raise CompositionError(
+                f"{part.spec.name!r} is a composition itself; compose its parts instead", param=param
             )
     total = sum(part.spec.rank for part in parts)
     padded = next((rank for rank in VLLM_RANKS if rank >= total), None)
@@ -51,7 +61,8 @@ def composite_rank(parts: Sequence[WeightedAdapter], *, base_model: str, max_ran
         ranks = " + ".join(f"{part.spec.name} {part.spec.rank}" for part in parts)
         raise CompositionError(
             f"a composition's rank is the sum of its parts' ({ranks} = {total}, served as "
-            f"{padded or total}); this service serves ranks up to {max_rank} (max_lora_rank)"
+            f"{padded or total}); this service serves ranks up to {max_rank} (max_lora_rank)",
+            param=param,
         )
     return padded
 

@@ -13,13 +13,22 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lora_registry.base_model import BaseModelInfo
+from lora_registry.composite import (
+    COMPOSITIONS_FOLDER,
+    WeightedAdapter,
+    composite_rank,
+    content_key,
+    write_composite,
+)
+from lora_registry.composition import CompositionError, check_parts
 from lora_registry.errors import (
     AdapterExistsError,
     AdapterLimitError,
     AdapterNotFoundError,
+    AdapterPathError,
     RegistryError,
 )
-from lora_registry.spec import AdapterRegistration, AdapterSpec, check_adapter_name
+from lora_registry.spec import AdapterRegistration, AdapterSpec, ComposePart, check_adapter_name
 from lora_registry.store import AdapterStore
 from lora_registry.validation import ValidatedAdapter, validate_adapter_folder
 
@@ -85,14 +94,23 @@ class AdapterRegistry:
         )
         return spec
 
-    def unregister(self, name: str) -> AdapterSpec:
+    def unregister(self, name: str) -> builtins.list[AdapterSpec]:
+        """Remove the adapter ``name`` and the registered compositions made from it; returns them, it
+        first."""
         with self._write_lock:
             spec = self.store.remove(name)
-            self._known = {known: each for known, each in self._known.items() if known != name}
-        if spec is None:
+            removed = [] if spec is None else [spec]
+            if spec is not None:
+                for other in self.store.list():
+                    if any(part.adapter == name for part in other.composition or ()):
+                        removed += filter(None, [self.store.remove(other.name)])
+            gone = {name} | {each.name for each in removed}
+            self._known = {known: each for known, each in self._known.items() if known not in gone}
+        if not removed:
             raise AdapterNotFoundError(name, self.names())
-        logger.info("unregistered adapter %s (id %d)", spec.name, spec.id)
-        return spec
+        for each in removed:
+            logger.info("unregistered adapter %s (id %d)", each.name, each.id)
+        return removed
 
     def get(self, name: str) -> AdapterSpec:
         spec = self._known.get(name)
@@ -184,13 +202,39 @@ class AdapterRegistry:
             raise AdapterExistsError(reg.name)
         if self.max_adapters is not None and len(self.store.list()) + pending >= self.max_adapters:
             raise AdapterLimitError(self.max_adapters)
+        if reg.compose is not None:
+            if reg.path is not None:
+                raise CompositionError("give `path` or `compose`, not both", param="compose")
+            path = str(self._write_composition(reg.name, reg.compose))
+        elif reg.path is None:
+            raise AdapterPathError("give `path`, the adapter folder under the adapter root, or `compose`")
+        else:
+            path = reg.path
         return validate_adapter_folder(
-            reg.path,
+            path,
             adapter_root=self.adapter_root,
             base=self.base,
             max_rank=self.max_rank,
             max_bytes=self.max_adapter_bytes,
         )
+
+    def _write_composition(self, name: str, compose: builtins.list[ComposePart]) -> Path:
+        """The folder of the composition's adapter, written when it is not there yet."""
+        parts = check_parts(compose, f"composition {name!r}", param="compose")
+        weighted = []
+        for part in parts:
+            spec = self.store.get(part.adapter)
+            if spec is None:
+                raise CompositionError(
+                    f"composition {name!r}: {part.adapter!r} is not a registered adapter. Registered: "
+                    f"{', '.join(self.names()) or 'none'}",
+                    param="compose",
+                )
+            if part.weight > 0:  # a part weighed 0 adds nothing
+                weighted.append(WeightedAdapter(spec, part.weight))
+        rank = composite_rank(weighted, base_model=self.base.name, max_rank=self.max_rank, param="compose")
+        folder = self.adapter_root / COMPOSITIONS_FOLDER / content_key(weighted)[:32]
+        return write_composite(weighted, rank, folder)
 
 
 def _fields(reg: AdapterRegistration, validated: ValidatedAdapter) -> dict[str, Any]:
@@ -207,6 +251,7 @@ def _fields(reg: AdapterRegistration, validated: ValidatedAdapter) -> dict[str, 
         "defaults": reg.defaults,
         "examples": reg.examples,
         "created_at": int(time.time()),
+        "composition": reg.compose,
     }
 
 

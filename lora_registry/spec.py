@@ -45,17 +45,33 @@ Examples = (
 )
 
 
+class ComposePart(BaseModel):
+    """One part of a composition: a registered adapter and its weight (finite, at least 0)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    adapter: str
+    weight: float = Field(json_schema_extra={"minimum": 0})
+
+
 class AdapterRegistration(BaseModel):
-    """A request to register an adapter folder (API body and registry-file entry)."""
+    """A request to register an adapter folder, or a composition of registered adapters (API body and
+    registry-file entry)."""
 
     model_config = ConfigDict(extra="forbid")
 
     # The name is checked by the registry, not here, so a bad name is answered as InvalidAdapterNameError
     # (OpenAI error shape, param "name") rather than as a generic schema error; the schema states the rule.
     name: str = Field(json_schema_extra={"pattern": NAME_PATTERN.pattern})
-    path: str = Field(
-        description="Adapter folder, relative to the adapter root or absolute inside it.",
+    path: str | None = Field(
+        default=None,
+        description="Adapter folder, relative to the adapter root or absolute inside it. Or `compose`.",
         json_schema_extra={"minLength": 1},
+    )
+    compose: list[ComposePart] | None = Field(
+        default=None,
+        description="Instead of `path`: registered adapters and their weights, served as one adapter holding "
+        "their weighted sum (written once under the adapter root).",
     )
     description: str = Field(default="", max_length=1000)
     defaults: GenerationDefaults = Field(default_factory=GenerationDefaults)
@@ -93,6 +109,8 @@ class AdapterSpec(BaseModel):
     defaults: GenerationDefaults
     examples: list[str] | dict[str, list[str]] = []
     created_at: int
+    composition: list[ComposePart] | None = None
+    """A registered composition's parts; ``path`` is then the folder written from them."""
 
     def labelled_examples(self) -> list[tuple[str, str]]:
         """(router label, utterance) pairs: the adapter's name, or ``<name>/<sub-intent>``."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lora_registry.errors import AdapterExistsError
-from lora_registry.spec import AdapterSpec, GenerationDefaults
+from lora_registry.spec import AdapterSpec, ComposePart, GenerationDefaults
 
 
 class AdapterStore(Protocol):
@@ -29,6 +29,7 @@ class AdapterStore(Protocol):
         defaults: GenerationDefaults,
         examples: list[str] | dict[str, list[str]],
         created_at: int,
+        composition: list[ComposePart] | None = None,
     ) -> AdapterSpec:
         """Store a new adapter; raises AdapterExistsError when the name is taken."""
         ...
@@ -61,9 +62,12 @@ CREATE TABLE IF NOT EXISTS adapters (
     description TEXT NOT NULL,
     defaults TEXT NOT NULL,
     examples TEXT NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    composition TEXT
 )
 """
+# Columns added since the first release, for files made before them (the PostgreSQL store has migrations).
+ADDED_COLUMNS = {"composition": "TEXT"}
 # Every column but the id, in `_to_row`'s order; the PostgreSQL store uses the same layout.
 FIELDS = (
     "name",
@@ -77,6 +81,7 @@ FIELDS = (
     "defaults",
     "examples",
     "created_at",
+    "composition",
 )
 COLUMNS = ", ".join(("id", *FIELDS))
 INSERT = f"INSERT INTO adapters ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
@@ -94,6 +99,10 @@ class SqliteAdapterStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.execute(SCHEMA)
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(adapters)")}
+        for column, kind in ADDED_COLUMNS.items():
+            if column not in present:
+                self._conn.execute(f"ALTER TABLE adapters ADD COLUMN {column} {kind}")
 
     def add(self, **fields: Any) -> AdapterSpec:
         return self.add_all([fields])[0]
@@ -143,6 +152,7 @@ class SqliteAdapterStore:
 
 def _to_row(entry: dict[str, Any]) -> tuple:
     defaults: GenerationDefaults = entry["defaults"]
+    composition: list[ComposePart] | None = entry.get("composition")
     return (
         entry["name"],
         str(entry["path"]),
@@ -155,6 +165,7 @@ def _to_row(entry: dict[str, Any]) -> tuple:
         defaults.model_dump_json(),
         json.dumps(entry["examples"]),
         entry["created_at"],
+        None if composition is None else json.dumps([part.model_dump() for part in composition]),
     )
 
 
@@ -172,6 +183,7 @@ def _to_spec(row: tuple) -> AdapterSpec:
         defaults,
         examples,
         created_at,
+        composition,
     ) = row
     return AdapterSpec(
         id=id_,
@@ -186,4 +198,5 @@ def _to_spec(row: tuple) -> AdapterSpec:
         defaults=GenerationDefaults.model_validate_json(defaults),
         examples=json.loads(examples),
         created_at=created_at,
+        composition=None if composition is None else json.loads(composition),
     )

@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lora_registry import AdapterRegistry, ApiError, BaseModelInfo, open_adapter_store
+from lora_registry.composite import COMPOSITIONS_FOLDER
 from router.api import adapters, generation, health, metrics, models, routing, ui
 from router.auth import ApiKeys, Scope, require
 from router.default_experts import install_default_experts
@@ -25,7 +26,7 @@ from router.limits import BodySizeLimit
 from router.observability.context import RequestIdMiddleware
 from router.observability.metrics import ServiceMetrics
 from router.protocol import REFUSED, ErrorResponse
-from router.routing.compositions import COMPOSITIONS_FOLDER, Compositions
+from router.routing.compositions import Compositions
 from router.routing.manager import RouterManager
 from router.routing.open_store import open_router_store
 from router.routing.policy import PolicyConfig

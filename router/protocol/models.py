@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from lora_registry import ComposePart
+
 
 class ModelCard(BaseModel):
     id: str
@@ -17,6 +19,8 @@ class ModelCard(BaseModel):
     description: str | None = None
     system_prompt: str | None = None
     """Not OpenAI's: the system prompt this adapter puts before conversations that have none."""
+    composition: list[ComposePart] | None = None
+    """Not OpenAI's: a registered composition's adapters and weights."""
 
 
 class ModelList(BaseModel):

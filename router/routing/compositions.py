@@ -12,17 +12,15 @@ import asyncio
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from lora_registry import AdapterSpec
+from lora_registry import AdapterSpec, ComposePart
 from lora_registry.composite import WeightedAdapter, composite_rank, content_key, write_composite
-from lora_registry.composition import Part, composition_name
+from lora_registry.composition import composition_name
 
 logger = logging.getLogger(__name__)
 
-# Under the adapter root, where remote replicas read adapters too; hidden, so operators' listings skip it.
-COMPOSITIONS_FOLDER = ".compositions"
 # Above every registry id (SQLite and PostgreSQL count from 1) and below the identity adapter's (2**31 - 1).
 FIRST_ID = 2**30
 ID_SPAN = 2**30 - 1
@@ -40,7 +38,7 @@ class Compositions:
         self._writing: dict[Key, asyncio.Task[AdapterSpec]] = {}
         self._contents: dict[int, str] = {}  # engine id -> content key
 
-    async def get(self, parts: Sequence[Part], specs: Sequence[AdapterSpec]) -> AdapterSpec:
+    async def get(self, parts: Sequence[ComposePart], specs: Sequence[AdapterSpec]) -> AdapterSpec:
         """The composite of ``specs`` weighed as ``parts`` say; raises CompositionError when it cannot be
         served."""
         key: Key = tuple((spec.id, part.weight) for part, spec in zip(parts, specs, strict=True))
@@ -66,14 +64,16 @@ class Compositions:
         gone = [key for key in self._made if any(part_id == adapter_id for part_id, _ in key)]
         return [self._made.pop(key) for key in gone]
 
-    def remove_files(self, composite: AdapterSpec) -> None:
-        if any(spec.path == composite.path for spec in self._made.values()):
-            return  # the same content, still in use under other parts' ids
+    def remove_files(self, composite: AdapterSpec, registered: Collection[AdapterSpec]) -> None:
+        """Delete a dropped composite's folder unless a composition still made, or ``registered``, uses it
+        (equal content, equal folder)."""
+        if any(spec.path == composite.path for spec in (*self._made.values(), *registered)):
+            return
         self._contents.pop(composite.id, None)
         shutil.rmtree(composite.path, ignore_errors=True)
 
     async def _make(
-        self, key: Key, parts: Sequence[Part], weighted: list[WeightedAdapter], rank: int
+        self, key: Key, parts: Sequence[ComposePart], weighted: list[WeightedAdapter], rank: int
     ) -> AdapterSpec:
         started = time.perf_counter()
         content = await asyncio.to_thread(content_key, weighted)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from lora_registry import AdapterRegistration, AdapterRegistry, AdapterSpec
+from lora_registry.composite import COMPOSITIONS_FOLDER
 from router.engine.base import AdapterRef, Engine
 from router.observability.metrics import ServiceMetrics
 from router.protocol import AdapterDeleted, AdapterFolder, AdapterFolderList, AdapterInfo, AdapterList
@@ -58,22 +59,21 @@ class AdapterServing:
         return AdapterInfo.from_spec(spec, loaded=False)
 
     async def unregister(self, name: str) -> AdapterDeleted:
-        spec = await asyncio.to_thread(self._registry.unregister, name)
-        # New requests already get 404; ones streaming on it finish before its weights go.
-        await self._in_flight.when_idle(spec.id, self._unloader(spec))
-        for composite in self._compositions.forget(spec.id):
-            await self._in_flight.when_idle(composite.id, self._unloader(composite, remove_files=True))
-        return AdapterDeleted(id=spec.id, name=spec.name)
+        # The adapter, then the registered compositions made from it.
+        removed = await asyncio.to_thread(self._registry.unregister, name)
+        made = [made for spec in removed for made in self._compositions.forget(spec.id)]
+        # New requests already get 404; ones streaming on one finish before its weights go.
+        for spec in [*removed, *made]:
+            await self._in_flight.when_idle(spec.id, self._unloader(spec))
+        return AdapterDeleted(id=removed[0].id, name=removed[0].name)
 
-    def _unloader(
-        self, spec: AdapterSpec, *, remove_files: bool = False
-    ) -> Callable[[], Coroutine[Any, Any, None]]:
+    def _unloader(self, spec: AdapterSpec) -> Callable[[], Coroutine[Any, Any, None]]:
         ref = AdapterRef.from_spec(spec)
 
         async def unload() -> None:
             await self._engine.remove_adapter(ref)
             logger.info("adapter %s (id %d) unloaded from the engine", ref.name, ref.id)
-            if remove_files:
-                await asyncio.to_thread(self._compositions.remove_files, spec)
+            if spec.path.parent.name == COMPOSITIONS_FOLDER:
+                await asyncio.to_thread(self._compositions.remove_files, spec, self._registry.list())
 
         return unload

@@ -34,6 +34,7 @@ class ModelsServing:
                 parent=self._base,
                 description=spec.description or None,
                 system_prompt=spec.defaults.system_prompt,
+                composition=spec.composition,
             )
             for spec in self._registry.list()
         ]

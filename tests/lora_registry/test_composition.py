@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from lora_registry import AdapterRegistration, AdapterRegistry, AdapterSpec, BaseModelInfo
+from lora_registry import (
+    AdapterRegistration,
+    AdapterRegistry,
+    AdapterSpec,
+    BaseModelInfo,
+    ComposePart,
+    SqliteAdapterStore,
+)
 from lora_registry.composite import WeightedAdapter, composite_rank, content_key, write_composite
-from lora_registry.composition import CompositionError, Part, composition_name, parse_composition
+from lora_registry.composition import CompositionError, composition_name, parse_composition
+from lora_registry.store import SCHEMA
 from lora_registry.validation import validate_adapter_folder
-from tests.lora_registry.crafting import LORA_PREFIX, edit_config
+from tests.lora_registry.crafting import LORA_PREFIX, edit_config, make_registry
 
 
 @pytest.mark.parametrize(
@@ -30,14 +39,14 @@ from tests.lora_registry.crafting import LORA_PREFIX, edit_config
 )
 def test_compositions_parse_to_their_parts(model: str, parts: list[tuple[str, float]], name: str) -> None:
     parsed = parse_composition(model)
-    assert parsed == tuple(Part(adapter, weight) for adapter, weight in parts)
+    assert parsed == tuple(ComposePart(adapter=adapter, weight=weight) for adapter, weight in parts)
     assert composition_name(parsed) == name
 
 
 @pytest.mark.parametrize(
     ("model", "says"),
     [
-        ("a+b+c+d+e", "at most 4"),
+        ("a+b+c+d+e", "1 to 4 are allowed"),
         ("a:1+b", "weigh every part"),
         ("a:-0.5+b:1", "at least 0"),
         ("a:nan+b:1", "finite"),
@@ -148,3 +157,46 @@ def test_a_composite_over_the_rank_limit_or_across_base_models_is_refused(
     other = WeightedAdapter(alpha.model_copy(update={"base_model": "another-model"}), 1.0)
     with pytest.raises(CompositionError, match="share the base model"):
         composite_rank([other, WeightedAdapter(beta, 1.0)], base_model=base_info.name, max_rank=32)
+
+
+def test_a_registered_composition_persists_and_goes_with_a_part(
+    registry: AdapterRegistry,
+    store: SqliteAdapterStore,
+    db_path: Path,
+    adapter_root: Path,
+    base_info: BaseModelInfo,
+) -> None:
+    for name in ("alpha", "beta"):
+        registry.register(AdapterRegistration(name=name, path=name))
+    compose = [ComposePart(adapter="alpha", weight=0.7), ComposePart(adapter="beta", weight=0.3)]
+    blend = registry.register(AdapterRegistration(name="blend", compose=compose))
+    assert blend.composition == compose and blend.rank == 16
+    assert blend.path.parent == (adapter_root / ".compositions").resolve()
+
+    reopened = SqliteAdapterStore(db_path)
+    try:
+        assert make_registry(reopened, adapter_root, base_info).get("blend") == blend
+    finally:
+        reopened.close()
+
+    removed = registry.unregister("beta")
+    assert [spec.name for spec in removed] == ["beta", "blend"]
+    assert registry.names() == ["alpha"] and [spec.name for spec in store.list()] == ["alpha"]
+
+
+def test_a_registry_file_from_before_compositions_opens_with_its_adapters(tmp_path: Path) -> None:
+    old = tmp_path / "old.sqlite3"
+    with sqlite3.connect(old) as conn:
+        conn.execute(SCHEMA.replace(",\n    composition TEXT", ""))
+        conn.execute(
+            "INSERT INTO adapters (name, path, base_model, rank, alpha, target_modules, size_bytes, "
+            "description, defaults, examples, created_at) VALUES "
+            "('sql', '/a/sql', 'm', 8, 16, '[\"q_proj\"]', 1, '', '{}', '[]', 0)"
+        )
+    conn.close()
+    store = SqliteAdapterStore(old)
+    try:
+        (spec,) = store.list()
+        assert spec.name == "sql" and spec.composition is None
+    finally:
+        store.close()

@@ -49,7 +49,7 @@ def test_register_get_list_unregister(
     assert registry.list() == [spec, beta]
     assert registry.names() == ["alpha", "beta"]
 
-    assert registry.unregister("alpha") == spec
+    assert registry.unregister("alpha") == [spec]
     assert registry.names() == ["beta"]
     assert registry.find("alpha") is None
 

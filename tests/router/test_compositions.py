@@ -120,7 +120,7 @@ def test_unregistering_a_part_drops_its_compositions(
         ("alpha:-0.5+beta:1", "at least 0"),
         ("alpha:nan+beta:1", "finite"),
         ("alpha:inf", "finite"),
-        ("alpha+beta+gamma+sql+math", "at most 4"),
+        ("alpha+beta+gamma+sql+math", "1 to 4 are allowed"),
         ("sql+extract", "sql 16 + extract 16 = 32"),
         ("alpha:1+beta", "weigh every part"),
         ("alpha+alpha", "more than once"),
@@ -144,3 +144,70 @@ def test_a_bad_composition_is_refused_by_name_and_changes_nothing(
     assert client.chat.completions.create(
         model="alpha", messages=[{"role": "user", "content": "hi"}], max_tokens=2
     ).choices
+
+
+def test_a_registered_composition_has_a_name_defaults_and_parts_of_its_own(
+    client: openai.OpenAI, http: httpx.Client
+) -> None:
+    compose = [{"adapter": "alpha", "weight": 0.6}, {"adapter": "beta", "weight": 0.4}]
+    body = {"name": "alphabeta", "compose": compose, "defaults": {"max_tokens": 5}}
+    created = http.post("/v1/adapters", json=body)
+    assert created.status_code == 201, created.text
+    spec = created.json()
+    assert spec["composition"] == compose and spec["rank"] == 16 and ".compositions" in spec["path"]
+    cards = {card.id: card for card in client.models.list().data}
+    assert cards["alphabeta"].model_extra["composition"] == compose
+    message = [{"role": "user", "content": PROMPTS[0]}]
+
+    def text(model: str, **extra: int) -> tuple[str, int]:
+        reply = client.chat.completions.create(model=model, messages=message, temperature=0, **extra)
+        return reply.choices[0].message.content or "", reply.usage.completion_tokens
+
+    assert text("alphabeta", max_tokens=16) == text("alpha:0.6+beta:0.4", max_tokens=16)
+    assert text("alphabeta")[1] <= 5  # its own defaults, not alpha's
+    assert http.delete("/v1/adapters/alphabeta").status_code == 200
+    assert "alphabeta" not in {card.id for card in client.models.list().data}
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"compose": [{"adapter": "alpha", "weight": 1}, {"adapter": "nope", "weight": 1}]}, "'nope' is not"),
+        ({"compose": [{"adapter": "alpha", "weight": -1}]}, "at least 0"),
+        (
+            {"compose": [{"adapter": n, "weight": 1} for n in ("alpha", "beta", "gamma", "sql", "math")]},
+            "1 to 4",
+        ),
+        ({"compose": []}, "1 to 4"),
+        ({"compose": [{"adapter": "sql", "weight": 1}, {"adapter": "extract", "weight": 1}]}, "= 32"),
+        ({"compose": [{"adapter": "alpha", "weight": 1}], "path": "delta"}, "not both"),
+        ({"compose": [{"adapter": "alpha", "weight": 0}]}, "every part 0"),
+    ],
+)
+def test_a_bad_registered_composition_is_refused_by_name_and_changes_nothing(
+    http: httpx.Client, service_data_dir: Path, body: dict, says: str
+) -> None:
+    made = service_data_dir / "adapters" / ".compositions"
+    before = (http.get("/v1/adapters").json(), sorted(made.glob("*")))
+    response = http.post("/v1/adapters", json={"name": "bad-blend", **body})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("compose", "invalid_composition")
+    assert says in error["message"]
+    assert (http.get("/v1/adapters").json(), sorted(made.glob("*"))) == before
+
+
+def test_a_composition_of_a_composition_and_a_non_finite_weight_are_refused(http: httpx.Client) -> None:
+    compose = [{"adapter": "alpha", "weight": 0.5}, {"adapter": "beta", "weight": 0.5}]
+    assert http.post("/v1/adapters", json={"name": "inner", "compose": compose}).status_code == 201
+    try:
+        nested = {"name": "outer", "compose": [{"adapter": "inner", "weight": 1}]}
+        refused = http.post("/v1/adapters", json=nested)
+        assert refused.status_code == 400 and "is a composition itself" in refused.json()["error"]["message"]
+        # JSON has no NaN, but Python's parser (and so the service's) reads the token.
+        raw = '{"name": "nan-blend", "compose": [{"adapter": "alpha", "weight": NaN}]}'
+        refused = http.post("/v1/adapters", content=raw, headers={"content-type": "application/json"})
+        assert refused.status_code in (400, 422), refused.text
+        assert "nan-blend" not in {a["name"] for a in http.get("/v1/adapters").json()["data"]}
+    finally:
+        http.delete("/v1/adapters/inner")

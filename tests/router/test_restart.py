@@ -22,10 +22,17 @@ def test_sigterm_drains_streams_and_a_restart_keeps_runtime_registrations(
     # One stop and start for both halves: a service start is the dearest thing in the suite.
     created = http.post("/v1/adapters", json={"name": "kept", "path": "delta", "description": "survives"})
     assert created.status_code == 201, created.text
+    # A registered composition survives too: its folder and its parts are all that is needed.
+    compose = [{"adapter": "kept", "weight": 0.5}, {"adapter": "alpha", "weight": 0.5}]
+    created = http.post("/v1/adapters", json={"name": "kept-blend", "compose": compose})
+    assert created.status_code == 201, created.text
     http.delete("/v1/adapters/gamma").raise_for_status()  # seeded from the registry file, then removed
     before = {a["name"]: a["id"] for a in http.get("/v1/adapters").json()["data"]}
     question = [{"role": "user", "content": "Name a colour."}]
     answer = client.chat.completions.create(model="kept", messages=question, temperature=0, max_tokens=12)
+    blend = client.chat.completions.create(
+        model="kept-blend", messages=question, temperature=0, max_tokens=12
+    )
 
     old_pid = service.pid
     assert old_pid is not None
@@ -70,5 +77,10 @@ def test_sigterm_drains_streams_and_a_restart_keeps_runtime_registrations(
     assert {k: v for k, v in after.items() if k != "gamma"} == {k: v for k, v in before.items()}
     again = client.chat.completions.create(model="kept", messages=question, temperature=0, max_tokens=12)
     assert again.choices[0].message.content == answer.choices[0].message.content
+    blended = client.chat.completions.create(
+        model="kept-blend", messages=question, temperature=0, max_tokens=12
+    )
+    assert blended.choices[0].message.content == blend.choices[0].message.content
     http.delete("/v1/adapters/kept").raise_for_status()
+    assert "kept-blend" not in {a["name"] for a in http.get("/v1/adapters").json()["data"]}
     still_serving(client)
