@@ -6,7 +6,8 @@ independently of PEFT, from the three safetensors files alone:
 
 - every LoRA-targeted weight equals ``W + s·B·A`` (``s = alpha/r``, or ``alpha/√r`` with rsLoRA), computed in
   float32 and compared within ``tolerance`` units in the last place of the saved dtype (bf16 rounding of a
-  correctly rounded result is at most half a unit);
+  correctly rounded result is at most half a unit); for a composite adapter (a ``composition.json`` beside
+  it) ``W + Σ wᵢ·sᵢ·Bᵢ·Aᵢ``, from its parts' own files;
 - every ``modules_to_save`` tensor is the adapter's copy, exactly;
 - every other tensor is bit-for-bit the base model's.
 """
@@ -18,12 +19,13 @@ import logging
 import math
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from database.files import staged_folder
-from experts.folders import ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORA_KEY
+from experts.folders import ADAPTER_CONFIG, ADAPTER_WEIGHTS, COMPOSITION_RECIPE, LORA_KEY
 
 if TYPE_CHECKING:
     import torch
@@ -167,6 +169,7 @@ def check_merged(base_model: Path, adapter: Path, merged: Path, *, tolerance: fl
             report.failures.append(f"adapter tensor {key!r} is of a kind this check does not understand")
 
     covered: set[str] = set()
+    recipe = _composition_terms(adapter)
     for module, parts in sorted(pairs.items()):
         key = f"{module}.weight"
         covered.add(key)
@@ -176,8 +179,11 @@ def check_merged(base_model: Path, adapter: Path, merged: Path, *, tolerance: fl
         if key not in out:
             report.failures.append(f"{key}: missing from the merged model")
             continue
-        scale = _scaling(config, module, rank=parts["A"].shape[0])
-        _check_lora_module(report, module, base[key], parts["A"], parts["B"], scale, out[key], tolerance)
+        if recipe is None:
+            terms = [(parts["A"], parts["B"], _scaling(config, module, rank=parts["A"].shape[0]))]
+        else:
+            terms = [term for terms_of in recipe for term in terms_of(module)]
+        _check_lora_module(report, module, base[key], terms, out[key], tolerance)
         report.lora_modules += 1
 
     for key, tensor in sorted(replaced.items()):
@@ -205,13 +211,15 @@ def check_merged(base_model: Path, adapter: Path, merged: Path, *, tolerance: fl
     return report
 
 
+Term = tuple["torch.Tensor", "torch.Tensor", float]
+"""(A, B, scale): one LoRA delta ``scale·B·A``."""
+
+
 def _check_lora_module(
     report: MergeReport,
     module: str,
     weight: torch.Tensor,
-    lora_a: torch.Tensor,
-    lora_b: torch.Tensor,
-    scale: float,
+    terms: list[Term],
     merged: torch.Tensor,
     tolerance: float,
 ) -> None:
@@ -223,16 +231,20 @@ def _check_lora_module(
             f"{list(weight.shape)}"
         )
         return
-    a, b = lora_a.float(), lora_b.float()
-    expected = weight.float() + scale * (b @ a)
+    expected = weight.float()
+    # Float32 arithmetic of B·A in another order can differ by its own rounding (~rank·eps32 of |B|·|A|);
+    # negligible against a bf16 unit, it matters when the saved dtype is float32 itself.
+    rounding = torch.zeros_like(expected)
+    for lora_a, lora_b, scale in terms:
+        a, b = lora_a.float(), lora_b.float()
+        expected = expected + scale * (b @ a)
+        rounding = rounding + a.shape[0] * abs(scale) * (b.abs() @ a.abs())
     error = (merged.float() - expected).abs()
     # One unit in the last place of the saved dtype, at the expected value; `eps` is that unit at 1.0.
     finfo = torch.finfo(merged.dtype)
     _, exponent = torch.frexp(expected)
     ulp = torch.ldexp(torch.full_like(expected, finfo.eps), exponent - 1).clamp_min(finfo.tiny * finfo.eps)
-    # Float32 arithmetic of B·A in another order can differ by its own rounding (~rank·eps32 of |B|·|A|);
-    # negligible against a bf16 unit, it matters when the saved dtype is float32 itself.
-    slack = torch.finfo(torch.float32).eps * (a.shape[0] * scale * (b.abs() @ a.abs()) + expected.abs())
+    slack = torch.finfo(torch.float32).eps * (rounding + expected.abs())
     in_ulps = error / (ulp + slack)
     worst = float(in_ulps.max())
     nonzero = expected.abs() > finfo.tiny
@@ -246,9 +258,35 @@ def _check_lora_module(
     if not math.isfinite(worst) or worst > tolerance:
         bad = int((in_ulps > tolerance).sum()) if math.isfinite(worst) else int((~in_ulps.isfinite()).sum())
         report.failures.append(
-            f"{module}: {bad} of {expected.numel()} values are off W + s·B·A by more than {tolerance:g} ulp "
-            f"(worst {worst:.3g} ulp, {float(error.max()):.3g} absolute)"
+            f"{module}: {bad} of {expected.numel()} values are off W + Σ s·B·A by more than {tolerance:g} "
+            f"ulp (worst {worst:.3g} ulp, {float(error.max()):.3g} absolute)"
         )
+
+
+def _composition_terms(adapter: Path) -> list[Callable[[str], list[Term]]] | None:
+    """For a composite adapter, per part: a module's delta terms (weight times the part's own scale) read
+    from the part's folder; None for any other adapter."""
+    recipe_file = adapter / COMPOSITION_RECIPE
+    if not recipe_file.is_file():
+        return None
+    from safetensors.torch import load_file
+
+    def part_terms(folder: Path, weight: float) -> Callable[[str], list[Term]]:
+        config = _read_adapter_config(folder)
+        tensors = load_file(str(folder / ADAPTER_WEIGHTS))
+
+        def terms(module: str) -> list[Term]:
+            key = f"{PEFT_PREFIX}{module}.lora_"
+            if f"{key}A.weight" not in tensors:
+                return []  # the part does not adapt this module
+            lora_a, lora_b = tensors[f"{key}A.weight"], tensors[f"{key}B.weight"]
+            return [(lora_a, lora_b, weight * _scaling(config, module, rank=lora_a.shape[0]))]
+
+        return terms
+
+    return [
+        part_terms(Path(part["path"]), float(part["weight"])) for part in json.loads(recipe_file.read_text())
+    ]
 
 
 def _scaling(config: dict[str, Any], module: str, *, rank: int) -> float:

@@ -122,8 +122,17 @@ def write_composite(parts: Sequence[WeightedAdapter], rank: int, folder: Path) -
         "use_rslora": False,
         "use_dora": False,
     }
-    # Beside the config, not in it: PEFT and vLLM read that one, and an operator reads this one.
-    recipe = [{"adapter": part.spec.name, "weight": part.weight, "rank": part.spec.rank} for part in parts]
+    # Beside the config, not in it: PEFT and vLLM read that one; an operator reads this one, and `lora-router
+    # merge` checks a merged composite against the parts it names (experts.folders.COMPOSITION_RECIPE).
+    recipe = [
+        {
+            "adapter": part.spec.name,
+            "weight": part.weight,
+            "rank": part.spec.rank,
+            "path": str(part.spec.path),
+        }
+        for part in parts
+    ]
     # Content-addressed: router replicas sharing the adapter volume may write it at once, and either copy is
     # the same.
     with staged_folder(folder, existing="keep") as staging:

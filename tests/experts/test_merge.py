@@ -13,7 +13,15 @@ from safetensors.torch import load_file, save_file
 
 from experts.formatting import ChatFormatter
 from experts.merge import MergeReport, check_merged, merge_adapter
-from lora_registry import AdapterValidationError, BaseModelInfo, validate_adapter_folder
+from lora_registry import (
+    AdapterRegistration,
+    AdapterRegistry,
+    AdapterValidationError,
+    BaseModelInfo,
+    ComposePart,
+    SqliteAdapterStore,
+    validate_adapter_folder,
+)
 from tests.experts.conftest import TrainedAdapter, one_torch_thread
 
 LAYERS, MODULES_PER_LAYER = 30, 7
@@ -155,3 +163,35 @@ def test_existing_output_is_refused(
     (tmp_path / "taken").mkdir()
     with pytest.raises(FileExistsError, match="overwrite"):
         merge_adapter(base_model_dir, trained_adapter.path, tmp_path / "taken")
+
+
+@pytest.mark.parametrize("parts", [{"alpha": 0.7, "beta": 0.3}, {"alpha": 0.5, "beta": 0.3, "gamma": 0.2}])
+def test_a_merged_composite_equals_the_base_plus_its_parts_weighted_deltas(
+    base_model_dir: Path, adapter_library: Path, tmp_path: Path, parts: dict[str, float]
+) -> None:
+    root = tmp_path / "adapters"
+    for name in parts:
+        shutil.copytree(adapter_library / name, root / name)
+    base = BaseModelInfo.from_folder(base_model_dir, base_model_dir.name)
+    store = SqliteAdapterStore(tmp_path / "registry.sqlite3")
+    registry = AdapterRegistry(store, adapter_root=root, base=base, max_rank=32, reserved_names=set())
+    for name in parts:
+        registry.register(AdapterRegistration(name=name, path=name))
+    compose = [ComposePart(adapter=name, weight=weight) for name, weight in parts.items()]
+    composite = registry.register(AdapterRegistration(name="blend", compose=compose))
+    store.close()
+
+    with one_torch_thread():
+        report = merge_adapter(base_model_dir, composite.path, tmp_path / "merged")
+    # Checked against the parts' own files, not the composite's factors.
+    assert report.passed, report.summary()
+    assert report.lora_modules == LAYERS * 3 and report.max_ulp_error <= 1.0
+
+    # A part changed since the composite was written: the merge no longer matches its parts.
+    alpha = root / "alpha" / "adapter_model.safetensors"
+    tensors = load_file(str(alpha))
+    key = next(k for k in tensors if k.endswith("layers.0.self_attn.q_proj.lora_B.weight"))
+    tensors[key] = tensors[key] * 2
+    save_file(tensors, str(alpha), metadata={"format": "pt"})
+    again = check_merged(base_model_dir, composite.path, tmp_path / "merged")
+    assert not again.passed and again.failures[0].startswith("model.layers.0.self_attn.q_proj:")
