@@ -108,7 +108,10 @@ class Settings(BaseSettings):
         default=8, ge=1, description="Adapters cached by the engine; LRU-evicted beyond."
     )
     max_lora_rank: int = Field(
-        default=16, ge=1, description="Largest LoRA rank accepted (a vLLM-supported value)."
+        default=32,
+        ge=1,
+        description="Largest LoRA rank accepted (a vLLM-supported value): 32 holds two rank-16 experts "
+        "composed.",
     )
     max_num_seqs: int | None = Field(
         default=None,

@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from lora_registry.composite import VLLM_RANKS
+
 DEFAULT_TARGETS = ("q_proj", "v_proj", "o_proj")
 # Every linear layer of a Llama block: what a full-strength expert adapts.
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-# The ranks vLLM accepts for max_lora_rank.
-VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 _TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -144,4 +144,4 @@ def lora_rank_limit(folders: list[Path]) -> int:
     for folder in folders:
         config = json.loads((folder / "adapter_config.json").read_text())
         ranks += [int(config["r"]), *(int(r) for r in (config.get("rank_pattern") or {}).values())]
-    return next((limit for limit in VLLM_LORA_RANKS if limit >= max(ranks)), VLLM_LORA_RANKS[-1])
+    return next((limit for limit in VLLM_RANKS if limit >= max(ranks)), VLLM_RANKS[-1])
