@@ -200,6 +200,13 @@ def eval_experts(
     seed: Annotated[int, typer.Option(help="Seed of the eval splits.")] = 0,
     concurrency: Annotated[int, typer.Option(help="Requests in flight (the engine batches them).")] = 16,
     cross: Annotated[bool, typer.Option(help="Also ask every expert every other task.")] = False,
+    pairs: Annotated[
+        bool,
+        typer.Option(
+            help="Also ask each pair of experts composed at 0.5/0.5 (`sql:0.5+math:0.5`) both parts' tasks "
+            "(the service's max_lora_rank must hold two experts' ranks)."
+        ),
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for experts.json and experts.png.")] = None,
     api_key: ApiKey = None,
 ) -> None:
@@ -207,13 +214,14 @@ def eval_experts(
     (greedy), and the base / expert / oracle / auto policies on the mixed set."""
 
     from commands.client import service_client
-    from experts.evaluation import evaluate_experts, request_count
+    from experts.evaluation import evaluate_experts, pairwise_compositions, request_count
     from experts.tasks import TASKS
 
     base = service_models(url, api_key)[0]
+    experts = [name for name, t in TASKS.items() if t.has_expert]
+    compositions = pairwise_compositions(experts) if pairs else []
     with progress_bar() as progress, service_client(url, api_key, timeout_s=600.0) as client:
-        experts = sum(t.has_expert for t in TASKS.values())
-        total = request_count(n, experts, cross=cross)
+        total = request_count(n, len(experts), cross=cross, compositions=compositions)
         task = progress.add_task("experts: asking the service", total=total)
         report = evaluate_experts(
             client,
@@ -222,10 +230,13 @@ def eval_experts(
             seed=seed,
             concurrency=concurrency,
             cross=cross,
+            compositions=compositions,
             on_answer=lambda: progress.advance(task),
         )
     typer.echo(f"every model on every task ({n} eval messages each, greedy):\n{report.grid_table()}\n")
     typer.echo(f"policies:\n{report.table()}\n")
+    if compositions:
+        typer.echo(f"compositions on their parts' tasks:\n{report.composition_table()}\n")
     auto, oracle = report.policies["auto"]["mixed"], report.policies["oracle"]["mixed"]
     typer.echo(
         f"auto / oracle on the mixed set: {auto / oracle:.1%}; auto picked the right model for "
@@ -240,7 +251,9 @@ def eval_experts(
 
 def eval_merged(
     reference: Annotated[Path, typer.Argument(help="experts.json of an `eval-experts` run.", exists=True)],
-    adapter: Annotated[str, typer.Option(help="The adapter that was merged (its task is compared).")],
+    adapter: Annotated[
+        str, typer.Option(help="The adapter or composition that was merged (its tasks are compared).")
+    ],
     url: Annotated[str, typer.Option(help="The service serving the merged model.")] = "http://127.0.0.1:8000",
     model: Annotated[
         str | None, typer.Option(help="Model name to ask there (default: that service's base model).")

@@ -11,6 +11,9 @@ engine, the real adapters, the live router. From one grid of (model, task) score
 
 With ``cross=True`` every expert also answers every other task: the grid then shows what an expert does
 off its own task, which is why routing matters (it costs the engine as many requests again).
+
+Compositions (``sql:0.5+extract:0.5``, served as one adapter) answer each of their parts' tasks: how much
+of each expert's score survives beside another expert's delta.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class ExpertEval:
     policies: dict[str, dict[str, float]] = field(default_factory=dict)
     routing_accuracy: float | None = None
     answers: list[Answer] = field(default_factory=list)
+    compositions: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -78,6 +82,20 @@ class ExpertEval:
         for model, scores in self.grid.items():
             cells = [f"{scores[t]:.3f}" if t in scores else "-" for t in self.tasks]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def composition_table(self) -> str:
+        """Each composition on each part's task, beside that part alone and the base model, as Markdown."""
+        lines = [
+            "| composition | task | composed | expert alone | kept | base |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for model in self.compositions:
+            for task in composition_parts(model):
+                composed, alone = self.grid[model][task], self.grid[task][task]
+                kept = f"{composed / alone:.0%}" if alone else "-"
+                base = self.grid[self.base_model][task]
+                lines.append(f"| {model} | {task} | {composed:.3f} | {alone:.3f} | {kept} | {base:.3f} |")
         return "\n".join(lines)
 
     def save_png(self, path: Path) -> None:
@@ -125,9 +143,22 @@ def _chat(client: httpx.Client, model: str, example: TaskExample) -> tuple[str, 
     return body["choices"][0]["message"]["content"] or "", body["model"], body.get("routing")
 
 
-def request_count(n_per_task: int, n_experts: int, *, cross: bool = False) -> int:
+def request_count(
+    n_per_task: int, n_experts: int, *, cross: bool = False, compositions: Sequence[str] = ()
+) -> int:
     tasks = len(TASKS)
-    return n_per_task * (2 * tasks + (n_experts * tasks if cross else n_experts))
+    composed = sum(len(composition_parts(c)) for c in compositions)
+    return n_per_task * (2 * tasks + (n_experts * tasks if cross else n_experts) + composed)
+
+
+def composition_parts(model: str) -> list[str]:
+    """The adapters a composition names (``sql:0.5+extract:0.5``: parts joined by '+', a weight after ':')."""
+    return [part.partition(":")[0] for part in model.split("+")]
+
+
+def pairwise_compositions(experts: Sequence[str], weight: float = 0.5) -> list[str]:
+    """Every pair of ``experts``, each part weighed ``weight``."""
+    return [f"{a}:{weight:g}+{b}:{weight:g}" for i, a in enumerate(experts) for b in experts[i + 1 :]]
 
 
 def evaluate_experts(
@@ -139,19 +170,22 @@ def evaluate_experts(
     seed: int = 0,
     concurrency: int = 16,
     cross: bool = False,
+    compositions: Sequence[str] = (),
     on_answer: Callable[[], None] = lambda: None,
 ) -> ExpertEval:
-    """Ask the base model and `auto` every eval message and each expert its own task's (every task's with
-    ``cross``), ``concurrency`` requests at a time so the engine batches them, and score the answers with
-    the tasks' own scorers. ``client`` is rooted at the service and sends its key; the caller owns it."""
+    """Ask the base model and `auto` every eval message, each expert its own task's (every task's with
+    ``cross``) and each composition its parts' tasks', ``concurrency`` requests at a time so the engine
+    batches them, and score the answers with the tasks' own scorers. ``client`` is rooted at the service
+    and sends its key; the caller owns it."""
     examples = eval_examples(n_per_task, seed)
     expert_names = list(experts) if experts is not None else [n for n, t in TASKS.items() if t.has_expert]
-    models = [base_model, *expert_names, AUTO]
+    models = [base_model, *expert_names, AUTO, *compositions]
+    asks = {model: composition_parts(model) for model in compositions}
     jobs = [
         (model, example)
         for model in models
         for task, items in examples.items()
-        if cross or model in (base_model, AUTO, task)
+        if cross and model not in asks or model in (base_model, AUTO, task) or task in asks.get(model, ())
         for example in items
     ]
 
@@ -194,6 +228,7 @@ def evaluate_experts(
         policies=policies,
         routing_accuracy=routing_accuracy,
         answers=answers,
+        compositions=list(compositions),
     )
 
 
@@ -223,8 +258,10 @@ class Agreement:
 
 
 def own_task_answers(reference: ExpertEval, model: str) -> list[Answer]:
-    """``model``'s answers in ``reference`` on its own task (an expert is named after its task)."""
-    return [a for a in reference.answers if a.model == model and a.task == model]
+    """``model``'s answers in ``reference`` on its own task (an expert is named after its task), or for a
+    composition on its parts' tasks."""
+    tasks = composition_parts(model) if model in reference.compositions else [model]
+    return [a for a in reference.answers if a.model == model and a.task in tasks]
 
 
 def compare_with_reference(
@@ -242,9 +279,9 @@ def compare_with_reference(
     mine = own_task_answers(reference, reference_model)
     if not mine:
         raise ValueError(f"the reference has no answers of {reference_model!r} on its own task")
-    task = reference_model
-    by_prompt = {e.prompt: e for e in eval_examples(reference.n_per_task, reference.seed)[task]}
-    examples = [by_prompt[a.prompt] for a in mine]
+    asked = eval_examples(reference.n_per_task, reference.seed)
+    by_prompt = {(e.task, e.prompt): e for items in asked.values() for e in items}
+    examples = [by_prompt[(a.task, a.prompt)] for a in mine]
 
     def ask(example: TaskExample) -> str:
         output = _chat(client, model, example)[0]
@@ -261,10 +298,10 @@ def compare_with_reference(
     return Agreement(
         reference_model=reference_model,
         model=model,
-        task=task,
+        task="+".join(dict.fromkeys(a.task for a in mine)),
         n=len(mine),
         same_output=len(mine) - len(differing),
         reference_score=_mean([a.score for a in mine]),
-        score=_mean([TASKS[task].score(e, out) for e, out in zip(examples, outputs, strict=True)]),
+        score=_mean([TASKS[e.task].score(e, out) for e, out in zip(examples, outputs, strict=True)]),
         differing=differing,
     )

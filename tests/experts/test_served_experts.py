@@ -80,16 +80,22 @@ def test_mixed_concurrent_experts_and_base_answer_like_alone(
 
 def test_eval_experts_command_scores_every_model_and_policy(service: ServiceProcess, tmp_path: Path) -> None:
     cli = Path(sys.executable).with_name("lora-router")
-    args = ["eval-experts", "--url", service.url, "--n", "1", "--out", str(tmp_path), "--api-key", USER_KEY]
-    done = subprocess.run([str(cli), *args], env=dict(os.environ), capture_output=True, text=True)
+    args = ["eval-experts", "--url", service.url, "--n", "1", "--pairs", "--out", str(tmp_path)]
+    done = subprocess.run(
+        [str(cli), *args, "--api-key", USER_KEY], env=dict(os.environ), capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "auto / oracle on the mixed set" in done.stdout
+    assert "| sql:0.5+math:0.5 | math |" in done.stdout  # the compositions' table
     report = json.loads((tmp_path / "experts.json").read_text())
     assert set(report["policies"]) == {"base", "expert", "oracle", "auto"}
-    assert set(report["grid"]) >= {DEFAULT_BASE_MODEL, "sql", "math", "extract", "auto"}
-    # base and auto on all 4 tasks, each expert on its own.
-    assert len(report["answers"]) == 2 * 4 + 3
+    pairs = ["sql:0.5+math:0.5", "sql:0.5+extract:0.5", "math:0.5+extract:0.5"]
+    assert report["compositions"] == pairs
+    assert set(report["grid"]) == {DEFAULT_BASE_MODEL, "sql", "math", "extract", "auto", *pairs}
+    # base and auto on all 4 tasks, each expert on its own, each pair on both of its parts'.
+    assert len(report["answers"]) == 2 * 4 + 3 + 3 * 2
     assert report["grid"]["sql"].keys() == {"sql"}
+    assert report["grid"]["sql:0.5+extract:0.5"].keys() == {"sql", "extract"}
     assert (tmp_path / "experts.png").read_bytes().startswith(b"\x89PNG")
 
     # The same service asked again as the `sql` model answers identically (greedy): `eval-merged` compares a
@@ -104,6 +110,13 @@ def test_eval_experts_command_scores_every_model_and_policy(service: ServiceProc
     assert "1/1 identical (100.0%)" in again.stdout
     agreement = json.loads((tmp_path / "agree.json").read_text())
     assert agreement["rate"] == 1.0 and agreement["score"] == agreement["reference_score"]
+    # A composition is compared on its parts' tasks.
+    pair = ["eval-merged", str(tmp_path / "experts.json"), "--adapter", pairs[0], "--model", pairs[0]]
+    again = subprocess.run(
+        [str(cli), *pair, "--url", service.url, "--api-key", USER_KEY], capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "2/2 identical (100.0%)" in again.stdout and "sql+math eval messages" in again.stdout
     no_expert = subprocess.run(
         [str(cli), *merged[:2], "--adapter", "chat", "--url", service.url, "--api-key", USER_KEY],
         capture_output=True,
