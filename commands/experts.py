@@ -172,6 +172,13 @@ def merge(
         float, typer.Option(help="Largest error accepted, in units in the last place of the saved dtype.")
     ] = 1.0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --output folder.")] = False,
+    float32: Annotated[
+        bool,
+        typer.Option(
+            "--float32",
+            help="Save in float32, not the base's dtype: no rounding of the merged weights (twice the size).",
+        ),
+    ] = False,
 ) -> None:
     """Merge an adapter into the base weights as a standalone model, checked against W + (alpha/r)·B·A.
 
@@ -186,7 +193,9 @@ def merge(
     with progress_bar() as progress:
         progress.add_task(f"merging {adapter.name} into {base.name}", total=None)
         try:
-            report = merge_adapter(base, adapter, output, tolerance=tolerance, overwrite=overwrite)
+            report = merge_adapter(
+                base, adapter, output, tolerance=tolerance, overwrite=overwrite, float32=float32
+            )
         except MergeCheckError as error:
             progress.stop()
             typer.echo(error.report.summary(), err=True)
@@ -247,6 +256,9 @@ def eval_experts(
         (out / "experts.json").write_text(report.to_json())
         report.save_png(out / "experts.png")
         typer.echo(f"wrote {out / 'experts.json'} and {out / 'experts.png'}")
+        if compositions:
+            report.save_composition_png(out / "compositions.png")
+            typer.echo(f"wrote {out / 'compositions.png'}")
 
 
 def eval_merged(

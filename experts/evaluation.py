@@ -98,6 +98,33 @@ class ExpertEval:
                 lines.append(f"| {model} | {task} | {composed:.3f} | {alone:.3f} | {kept} | {base:.3f} |")
         return "\n".join(lines)
 
+    def save_composition_png(self, path: Path) -> None:
+        """Each composition's score on each part's task beside the part alone and the base model."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        cells = [(model, task) for model in self.compositions for task in composition_parts(model)]
+        bars = {
+            "expert alone": [self.grid[task][task] for _, task in cells],
+            "composed": [self.grid[model][task] for model, task in cells],
+            "base model": [self.grid[self.base_model][task] for _, task in cells],
+        }
+        width = 0.8 / len(bars)
+        fig, ax = plt.subplots(figsize=(1.5 * len(cells) + 2, 3.8))
+        for i, (name, values) in enumerate(bars.items()):
+            ax.bar(np.arange(len(cells)) + (i - 1) * width, values, width, label=name)
+        ax.set_xticks(np.arange(len(cells)), [f"{model}\non {task}" for model, task in cells], fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("score")
+        ax.set_title(f"compositions on their parts' tasks: {self.n_per_task} eval messages per task, greedy")
+        ax.legend(ncols=len(bars), loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
     def save_png(self, path: Path) -> None:
         import matplotlib
 

@@ -89,12 +89,20 @@ class MergeReport:
 
 
 def merge_adapter(
-    base_model: Path, adapter: Path, output: Path, *, tolerance: float = 1.0, overwrite: bool = False
+    base_model: Path,
+    adapter: Path,
+    output: Path,
+    *,
+    tolerance: float = 1.0,
+    overwrite: bool = False,
+    float32: bool = False,
 ) -> MergeReport:
     """Merge ``adapter`` into ``base_model`` and write a standalone HF model folder (safetensors in the base's
-    dtype, tokenizer and chat template copied) to ``output``, after `check_merged` passes.
+    dtype, or float32 with ``float32``; tokenizer and chat template copied) to ``output``, after
+    `check_merged` passes.
 
-    The merge itself runs in float32, so the weights are rounded once, when cast back to the base's dtype.
+    The merge itself runs in float32, so the weights are rounded once, when cast back to the base's dtype
+    (not at all in float32: a float32 engine then computes what it computes serving the adapter).
     Raises MergeCheckError (nothing written) when the check fails, FileExistsError when ``output`` exists.
     """
     base_model, adapter, output = Path(base_model), Path(adapter), Path(output)
@@ -106,7 +114,7 @@ def merge_adapter(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    dtype = _weights_dtype(base_model)
+    dtype = torch.float32 if float32 else _weights_dtype(base_model)
     model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32)
     peft_model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
     merged = peft_model.merge_and_unload(safe_merge=True)
@@ -149,7 +157,8 @@ def check_merged(base_model: Path, adapter: Path, merged: Path, *, tolerance: fl
     base = _load_weights(base_model)
     out = _load_weights(merged)
     lora_weights = load_file(str(adapter / ADAPTER_WEIGHTS))
-    dtype = next(t.dtype for t in base.values() if t.is_floating_point())
+    # The saved dtype: the base's, or float32 (then every base value converts to it exactly).
+    dtype = next(t.dtype for t in out.values() if t.is_floating_point())
     report = MergeReport(
         base_model=str(base_model),
         adapter=str(adapter),
@@ -202,8 +211,10 @@ def check_merged(base_model: Path, adapter: Path, merged: Path, *, tolerance: fl
         got = out.get(key)
         if got is None:
             report.failures.append(f"{key}: missing from the merged model")
-        elif got.dtype != tensor.dtype or got.shape != tensor.shape or not torch.equal(got, tensor):
+        elif got.shape != tensor.shape or not torch.equal(got, tensor.to(got.dtype)):
             report.failures.append(f"{key}: not targeted by the adapter, yet differs from the base")
+        elif tensor.is_floating_point() and got.dtype != dtype:
+            report.failures.append(f"{key}: saved as {got.dtype}, the other weights as {dtype}")
         else:
             report.unchanged_tensors += 1
     for key in sorted(out.keys() - base.keys() - covered):
@@ -225,7 +236,7 @@ def _check_lora_module(
 ) -> None:
     import torch
 
-    if merged.dtype != weight.dtype or merged.shape != weight.shape:
+    if merged.shape != weight.shape or merged.dtype.itemsize < weight.dtype.itemsize:
         report.failures.append(
             f"{module}: merged weight is {merged.dtype} {list(merged.shape)}, base is {weight.dtype} "
             f"{list(weight.shape)}"

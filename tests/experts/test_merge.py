@@ -181,11 +181,14 @@ def test_a_merged_composite_equals_the_base_plus_its_parts_weighted_deltas(
     composite = registry.register(AdapterRegistration(name="blend", compose=compose))
     store.close()
 
+    # The 3-part one saved in float32 (no rounding of the merged weights), the other in the base's bf16.
+    float32 = len(parts) == 3
     with one_torch_thread():
-        report = merge_adapter(base_model_dir, composite.path, tmp_path / "merged")
+        report = merge_adapter(base_model_dir, composite.path, tmp_path / "merged", float32=float32)
     # Checked against the parts' own files, not the composite's factors.
     assert report.passed, report.summary()
     assert report.lora_modules == LAYERS * 3 and report.max_ulp_error <= 1.0
+    assert report.dtype == ("float32" if float32 else "bfloat16")
 
     # A part changed since the composite was written: the merge no longer matches its parts.
     alpha = root / "alpha" / "adapter_model.safetensors"

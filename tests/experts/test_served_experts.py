@@ -97,6 +97,7 @@ def test_eval_experts_command_scores_every_model_and_policy(service: ServiceProc
     assert report["grid"]["sql"].keys() == {"sql"}
     assert report["grid"]["sql:0.5+extract:0.5"].keys() == {"sql", "extract"}
     assert (tmp_path / "experts.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "compositions.png").read_bytes().startswith(b"\x89PNG")
 
     # The same service asked again as the `sql` model answers identically (greedy): `eval-merged` compares a
     # merged model against these answers the same way.
