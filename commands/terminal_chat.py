@@ -71,6 +71,8 @@ def describe_routing(routing: RoutingInfo) -> str:
     if routing.mode == "base":
         return f"{routing.model} (base model)"
     parts = [f"auto → {routing.model}" + ("" if routing.adapter else " (base model)")]
+    if routing.mode == "blend":
+        parts[0] += " (blend)"
     if routing.label is not None and routing.confidence is not None:
         parts.append(f"label {routing.label} {routing.confidence:.2f}")
     if routing.fallback_reason:

@@ -198,6 +198,12 @@ class Settings(BaseSettings):
     router_min_margin: float = Field(
         default=0.1, ge=0, le=1, description="Below this gap between the top two adapters, `auto` falls back."
     )
+    router_blend: bool = Field(
+        default=False,
+        description="`auto`: where the top two targets are closer than ROUTER_MIN_MARGIN and both are "
+        "adapters, answer with their composition weighted by their scores (routing mode `blend`) instead of "
+        "the fallback model. Off: at 0.5/0.5 the shipped experts keep 11-90 % of their scores (README).",
+    )
     router_out_of_scope: bool = Field(
         default=True,
         description="Fall back when a message is less similar to every example than the router's "

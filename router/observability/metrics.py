@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from router.engine.base import ReplicaStatus
 from router.protocol import RoutingInfo
 
-Outcome = Literal["routed", "fallback", "pinned", "composed", "base"]
+Outcome = Literal["routed", "fallback", "blend", "pinned", "composed", "base"]
 
 # Routing is milliseconds on the CPU; generation on the CPU engine is seconds to minutes, on a GPU far less.
 _ROUTING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)

@@ -15,7 +15,9 @@ class RoutingInfo(BaseModel):
     """Why this model answered. Not part of OpenAI's schema; clients that don't know it ignore it."""
 
     requested_model: str
-    mode: Literal["auto", "pinned", "composed", "base"]
+    mode: Literal["auto", "blend", "pinned", "composed", "base"]
+    """``blend``: ``auto`` found the top two adapters too close to pick and answered with their
+    composition (``composition`` holds the weights)."""
     model: str
     """What answered: an adapter name, a composition (``sql:0.7+extract:0.3``) or the base model's name."""
     adapter: str | None = None

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from classifier import OUT_OF_SCOPE_LABEL, Classification, group_of
+from lora_registry import ComposePart
+from lora_registry.composition import composition_name
 
 if TYPE_CHECKING:
     from router.settings import Settings
@@ -47,6 +49,9 @@ class PolicyConfig:
     """In a conversation, a turn leaves the previous turn's target only when it is routed on its own (no
     fallback) and its target's score beats the previous target's by at least this much; 0 turns
     stickiness off."""
+    blend: bool = False
+    """Under the margin, when the top two targets are both adapters: their composition, weighted by their
+    scores, answers instead of the fallback."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PolicyConfig:
@@ -58,6 +63,7 @@ class PolicyConfig:
             route_map=settings.resolved_route_map,
             out_of_scope=settings.router_out_of_scope,
             sticky_margin=settings.router_sticky_margin,
+            blend=settings.router_blend,
         )
 
     def target_of(self, label: str) -> str:
@@ -109,6 +115,8 @@ class Decision:
     detail: str | None = None
     sticky: bool = False
     """The conversation's previous target answered, the turn not beating it by the sticky margin."""
+    blend: tuple[ComposePart, ...] = ()
+    """The top two adapters and their weights, when their composition answers (``model`` names it)."""
 
 
 class _Explanation(TypedDict, total=False):
@@ -197,12 +205,15 @@ def _decide_alone(
             **explained,
         )
     if margin < config.min_margin:
-        return fallback(
-            config,
-            FallbackReason.AMBIGUOUS,
-            f"top two targets are {margin:.2f} apart, under the margin {config.min_margin:.2f}",
-            **explained,
-        )
+        why = f"top two targets are {margin:.2f} apart, under the margin {config.min_margin:.2f}"
+        second, second_score = ranked[1] if len(ranked) > 1 else (target, 0.0)
+        if config.blend and {target, second} <= adapters and second != target:
+            parts = blend_parts((target, confidence), (second, second_score))
+            weights = " + ".join(f"{part.adapter} {part.weight:g}" for part in parts)
+            return Decision(
+                model=composition_name(parts), blend=parts, detail=f"{why}: blended {weights}", **explained
+            )
+        return fallback(config, FallbackReason.AMBIGUOUS, why, **explained)
     if target != config.base_model and target not in adapters:
         return fallback(
             config,
@@ -226,6 +237,21 @@ def decide_conversation(
         previous = decision.model
     assert decision is not None
     return decision
+
+
+# Blend weights move in steps of this size, so that nearby scores share one composition (each one the engine
+# loads is an adapter of its own).
+BLEND_STEP = 0.05
+
+
+def blend_parts(top: tuple[str, float], second: tuple[str, float]) -> tuple[ComposePart, ComposePart]:
+    """The two adapters weighted by their share of the two scores, in steps of BLEND_STEP."""
+    steps = round(1 / BLEND_STEP)
+    share = round(steps * top[1] / (top[1] + second[1])) if top[1] + second[1] > 0 else steps // 2
+    return (
+        ComposePart(adapter=top[0], weight=share / steps),
+        ComposePart(adapter=second[0], weight=(steps - share) / steps),
+    )
 
 
 def target_scores(scores: Mapping[str, float], config: PolicyConfig) -> dict[str, float]:

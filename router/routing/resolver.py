@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lora_registry import AdapterRegistry, AdapterSpec
+from lora_registry import AdapterRegistry, AdapterSpec, ComposePart
 from lora_registry.composition import CompositionError, is_composition, parse_composition
 from router.engine.base import AdapterRef
 from router.errors import ModelNotFoundError
 from router.protocol import ChatMessage, RoutingInfo
 from router.routing.compositions import Compositions
 from router.routing.manager import RouterManager
-from router.routing.policy import FallbackReason
+from router.routing.policy import Decision, FallbackReason
 from router.settings import AUTO_MODEL
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,7 @@ class ModelResolver:
             RoutingInfo(requested_model=model, mode="pinned", model=spec.name, adapter=spec.name),
         )
 
-    async def compose(self, model: str) -> Target:
-        parts = parse_composition(model)
+    async def _composite(self, model: str, parts: Sequence[ComposePart]) -> AdapterSpec:
         specs = []
         for part in parts:
             spec = await self._adapter(part.adapter)
@@ -97,7 +99,11 @@ class ModelResolver:
                     f"{', '.join(self._registry.names()) or 'none'}"
                 )
             specs.append(spec)
-        composite = await self._compositions.get(parts, specs)
+        return await self._compositions.get(parts, specs)
+
+    async def compose(self, model: str) -> Target:
+        parts = parse_composition(model)
+        composite = await self._composite(model, parts)
         routing = RoutingInfo(
             requested_model=model,
             mode="composed",
@@ -107,18 +113,32 @@ class ModelResolver:
         )
         return Target(composite.name, composite, routing)
 
+    async def _blend(self, decision: Decision) -> AdapterSpec | None:
+        try:
+            return await self._composite(decision.model, decision.blend)
+        except CompositionError:
+            logger.warning("could not blend %s; the fallback answers", decision.model, exc_info=True)
+            return None
+
     async def route(self, messages: Sequence[ChatMessage]) -> Target:
         routed = await self._router.route(messages)
         decision = routed.decision
-        spec = None if decision.model == self.base_model_name else await self._adapter(decision.model)
         model, reason, detail = decision.model, decision.fallback_reason, decision.detail
+        spec = await self._blend(decision) if decision.blend else None
+        blended = spec is not None
+        if decision.blend and not blended:  # the router never fails a request for being unsure
+            model, reason = self._router.config.fallback, FallbackReason.AMBIGUOUS
+            detail = f"{detail}; the blend could not be served, so the fallback answered"
+        if spec is None and model != self.base_model_name:
+            spec = await self._adapter(model)
         if spec is None and model != self.base_model_name:
             # Unregistered since the decision, or a fallback adapter that is gone: the base answers.
             model, reason = self.base_model_name, FallbackReason.NO_ADAPTER
             detail = f"{decision.model!r} is not registered; answered by the base model"
         routing = RoutingInfo(
             requested_model=AUTO_MODEL,
-            mode="auto",
+            mode="blend" if blended else "auto",
+            composition={p.adapter: p.weight for p in decision.blend} if blended else None,
             model=model,
             adapter=spec.name if spec else None,
             label=decision.label,

@@ -95,10 +95,11 @@ export function scoreBars(scores, chosen) {
   return box;
 }
 
-// How a model was chosen, as a pill: routed, fallback (with its reason), pinned, composed or base.
+// How a model was chosen, as a pill: routed, fallback (with its reason), blend, pinned, composed or base.
 export function routingPill(routing) {
   if (routing.mode === "pinned") return el("span", { class: "pill", "data-testid": "outcome" }, "pinned");
   if (routing.mode === "composed") return el("span", { class: "pill", "data-testid": "outcome" }, "composed");
+  if (routing.mode === "blend") return el("span", { class: "pill", "data-testid": "outcome" }, "blend");
   if (routing.mode === "base") return el("span", { class: "pill base", "data-testid": "outcome" }, "base");
   if (routing.sticky) return el("span", { class: "pill", "data-testid": "outcome" }, "sticky");
   if (routing.fallback_reason)

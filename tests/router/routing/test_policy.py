@@ -3,6 +3,8 @@ out; sub-intents add up to their adapter, and a conversation's turns hold the pr
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from router.routing.policy import (
@@ -151,3 +153,25 @@ def test_stickiness_needs_the_previous_adapter_to_still_be_there_and_can_be_off(
     gone = decide(vague, STICKY, ADAPTERS, previous="extract")
     assert (gone.model, gone.sticky) == (BASE, False)
     assert decide_conversation([scores(sql=0.9, math=0.1), vague], CONFIG, ADAPTERS).sticky is False
+
+
+def test_blend_composes_the_top_two_adapters_under_the_margin() -> None:
+    blend = replace(CONFIG, blend=True)
+    close = scores(sql=0.52, math=0.45, chat=0.03)
+    decision = decide(close, blend, ADAPTERS)
+    # 0.52 / 0.97 = 0.536 of the two scores, in steps of 0.05.
+    assert decision.model == "sql:0.55+math:0.45" and decision.fallback_reason is None
+    assert [(p.adapter, p.weight) for p in decision.blend] == [("sql", 0.55), ("math", 0.45)]
+    assert "blended sql 0.55 + math 0.45" in (decision.detail or "")
+    # Off, or with the base model among the top two, or with an unregistered second: the fallback.
+    assert decide(close, CONFIG, ADAPTERS).fallback_reason == FallbackReason.AMBIGUOUS
+    with_base = decide(scores(sql=0.52, chat=0.45, math=0.03), blend, ADAPTERS)
+    assert (with_base.model, with_base.fallback_reason, with_base.blend) == (
+        BASE,
+        FallbackReason.AMBIGUOUS,
+        (),
+    )
+    gone = decide(close, blend, {"sql"})
+    assert (gone.model, gone.fallback_reason) == (BASE, FallbackReason.AMBIGUOUS)
+    # A clear winner is routed as without blending.
+    assert decide(scores(sql=0.8, math=0.1, chat=0.1), blend, ADAPTERS).model == "sql"
