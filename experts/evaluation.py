@@ -100,53 +100,51 @@ class ExpertEval:
 
     def save_composition_png(self, path: Path) -> None:
         """Each composition's score on each part's task beside the part alone and the base model."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import numpy as np
-
         cells = [(model, task) for model in self.compositions for task in composition_parts(model)]
         bars = {
             "expert alone": [self.grid[task][task] for _, task in cells],
             "composed": [self.grid[model][task] for model, task in cells],
             "base model": [self.grid[self.base_model][task] for _, task in cells],
         }
-        width = 0.8 / len(bars)
-        fig, ax = plt.subplots(figsize=(1.5 * len(cells) + 2, 3.8))
-        for i, (name, values) in enumerate(bars.items()):
-            ax.bar(np.arange(len(cells)) + (i - 1) * width, values, width, label=name)
-        ax.set_xticks(np.arange(len(cells)), [f"{model}\non {task}" for model, task in cells], fontsize=7)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("score")
-        ax.set_title(f"compositions on their parts' tasks: {self.n_per_task} eval messages per task, greedy")
-        ax.legend(ncols=len(bars), loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        title = f"compositions on their parts' tasks: {self.n_per_task} eval messages per task, greedy"
+        labels = [f"{model}\non {task}" for model, task in cells]
+        _save_bars(path, labels, bars, title, group_width=1.5, label_size=7)
 
     def save_png(self, path: Path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import numpy as np
-
         groups = [*self.tasks, "mixed"]
-        policies = list(self.policies)
-        width = 0.8 / len(policies)
-        fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 3.6))
-        for i, policy in enumerate(policies):
-            xs = np.arange(len(groups)) + (i - (len(policies) - 1) / 2) * width
-            ax.bar(xs, [self.policies[policy][g] for g in groups], width, label=policy)
-        ax.set_xticks(np.arange(len(groups)), groups)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("score")
-        ax.set_title(f"experts on {self.base_model}: {self.n_per_task} eval messages per task, greedy")
-        ax.legend(ncols=len(policies), loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        bars = {policy: [scores[g] for g in groups] for policy, scores in self.policies.items()}
+        title = f"experts on {self.base_model}: {self.n_per_task} eval messages per task, greedy"
+        _save_bars(path, groups, bars, title, group_width=1.6)
+
+
+def _save_bars(
+    path: Path,
+    groups: list[str],
+    bars: dict[str, list[float]],
+    title: str,
+    *,
+    group_width: float,
+    label_size: float | None = None,
+) -> None:
+    """Scores from 0 to 1 as bars side by side in each group, one colour per series, the legend below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    width = 0.8 / len(bars)
+    fig, ax = plt.subplots(figsize=(group_width * len(groups) + 2, 3.8))
+    for i, (name, values) in enumerate(bars.items()):
+        ax.bar(np.arange(len(groups)) + (i - (len(bars) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(np.arange(len(groups)), groups, fontsize=label_size)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    ax.legend(ncols=len(bars), loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def eval_examples(n_per_task: int, seed: int) -> dict[str, list[TaskExample]]:
