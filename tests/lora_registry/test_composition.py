@@ -113,7 +113,7 @@ def test_a_composite_holds_the_weighted_sum_of_its_parts_deltas(
     config = json.loads((folder / "adapter_config.json").read_text())
     assert (config["r"], config["lora_alpha"], config["use_rslora"]) == (rank, rank, False)
     assert json.loads((folder / "composition.json").read_text()) == [
-        {"adapter": p.spec.name, "weight": p.weight, "rank": 8} for p in parts
+        {"adapter": p.spec.name, "weight": p.weight, "rank": 8, "path": str(p.spec.path)} for p in parts
     ]
     # The engine's own checks: shapes against the base model, the rank against the limit.
     validated = validate_adapter_folder(str(folder), adapter_root=adapter_root, base=base_info, max_rank=32)
