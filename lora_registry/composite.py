@@ -21,7 +21,7 @@ from pathlib import Path
 
 from database.files import file_sha256, staged_folder
 from lora_registry.composition import CompositionError
-from lora_registry.spec import AdapterSpec
+from lora_registry.spec import AdapterSpec, ComposePart
 from lora_registry.validation import CONFIG_FILE, LORA_KEY, WEIGHTS_FILE
 
 # Under the adapter root, where remote replicas read adapters too; hidden, so operators' listings skip it.
@@ -65,6 +65,38 @@ def composite_rank(
             param=param,
         )
     return padded
+
+
+@dataclass(frozen=True)
+class CompositePlan:
+    """A composition checked against its registered parts, ready to be written."""
+
+    parts: list[WeightedAdapter]
+    """The parts weighed above 0: a part weighed 0 adds nothing, and costs no rank."""
+    rank: int
+
+    def write(self, root: Path) -> Path:
+        """The composite's folder under ``root``, named by its content, written when not there yet. Reads
+        and writes files."""
+        return write_composite(self.parts, self.rank, root / content_key(self.parts)[:32])
+
+
+def plan_composite(
+    parts: Sequence[ComposePart],
+    specs: Sequence[AdapterSpec],
+    *,
+    base_model: str,
+    max_rank: int,
+    param: str = "model",
+) -> CompositePlan:
+    """``parts`` with their registered ``specs``; raises CompositionError (naming ``param``) when the engine
+    cannot serve their composite."""
+    weighted = [
+        WeightedAdapter(spec, part.weight) for part, spec in zip(parts, specs, strict=True) if part.weight > 0
+    ]
+    return CompositePlan(
+        weighted, composite_rank(weighted, base_model=base_model, max_rank=max_rank, param=param)
+    )
 
 
 def content_key(parts: Sequence[WeightedAdapter]) -> str:

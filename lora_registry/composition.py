@@ -25,6 +25,13 @@ class CompositionError(RegistryError):
     def __init__(self, message: str, *, param: str = "model") -> None:
         super().__init__(message, param=param)
 
+    @classmethod
+    def unknown_part(cls, what: str, part: str, registered: list[str], *, param: str) -> CompositionError:
+        return cls(
+            f"{what}: {part!r} is not a registered adapter. Registered: {', '.join(registered) or 'none'}",
+            param=param,
+        )
+
 
 def is_composition(model: str) -> bool:
     return PART_SEPARATOR in model or WEIGHT_SEPARATOR in model

@@ -13,13 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lora_registry.base_model import BaseModelInfo
-from lora_registry.composite import (
-    COMPOSITIONS_FOLDER,
-    WeightedAdapter,
-    composite_rank,
-    content_key,
-    write_composite,
-)
+from lora_registry.composite import COMPOSITIONS_FOLDER, plan_composite
 from lora_registry.composition import CompositionError, check_parts
 from lora_registry.errors import (
     AdapterExistsError,
@@ -98,12 +92,11 @@ class AdapterRegistry:
         """Remove the adapter ``name`` and the registered compositions made from it; returns them, it
         first."""
         with self._write_lock:
-            spec = self.store.remove(name)
-            removed = [] if spec is None else [spec]
-            if spec is not None:
-                for other in self.store.list():
-                    if any(part.adapter == name for part in other.composition or ()):
-                        removed += filter(None, [self.store.remove(other.name)])
+            removed = [spec] if (spec := self.store.remove(name)) is not None else []
+            for other in self.store.list() if removed else ():
+                if any(part.adapter == name for part in other.composition or ()):
+                    if (made := self.store.remove(other.name)) is not None:
+                        removed.append(made)
             gone = {name} | {each.name for each in removed}
             self._known = {known: each for known, each in self._known.items() if known not in gone}
         if not removed:
@@ -220,21 +213,17 @@ class AdapterRegistry:
 
     def _write_composition(self, name: str, compose: builtins.list[ComposePart]) -> Path:
         """The folder of the composition's adapter, written when it is not there yet."""
-        parts = check_parts(compose, f"composition {name!r}", param="compose")
-        weighted = []
+        what = f"composition {name!r}"
+        parts = check_parts(compose, what, param="compose")
+        specs = []
         for part in parts:
-            spec = self.store.get(part.adapter)
-            if spec is None:
-                raise CompositionError(
-                    f"composition {name!r}: {part.adapter!r} is not a registered adapter. Registered: "
-                    f"{', '.join(self.names()) or 'none'}",
-                    param="compose",
-                )
-            if part.weight > 0:  # a part weighed 0 adds nothing
-                weighted.append(WeightedAdapter(spec, part.weight))
-        rank = composite_rank(weighted, base_model=self.base.name, max_rank=self.max_rank, param="compose")
-        folder = self.adapter_root / COMPOSITIONS_FOLDER / content_key(weighted)[:32]
-        return write_composite(weighted, rank, folder)
+            if (spec := self.store.get(part.adapter)) is None:
+                raise CompositionError.unknown_part(what, part.adapter, self.names(), param="compose")
+            specs.append(spec)
+        plan = plan_composite(
+            parts, specs, base_model=self.base.name, max_rank=self.max_rank, param="compose"
+        )
+        return plan.write(self.adapter_root / COMPOSITIONS_FOLDER)
 
 
 def _fields(reg: AdapterRegistration, validated: ValidatedAdapter) -> dict[str, Any]:

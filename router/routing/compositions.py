@@ -16,7 +16,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from lora_registry import AdapterSpec, ComposePart
-from lora_registry.composite import WeightedAdapter, composite_rank, content_key, write_composite
+from lora_registry.composite import CompositePlan, plan_composite
 from lora_registry.composition import composition_name
 
 logger = logging.getLogger(__name__)
@@ -44,16 +44,11 @@ class Compositions:
         key: Key = tuple((spec.id, part.weight) for part, spec in zip(parts, specs, strict=True))
         if (made := self._made.get(key)) is not None:
             return made
-        # A part weighed 0 adds nothing: it is left out of the weights, and costs no rank.
-        weighted = [
-            WeightedAdapter(spec, part.weight)
-            for part, spec in zip(parts, specs, strict=True)
-            if part.weight > 0
-        ]
-        rank = composite_rank(weighted, base_model=self.base_model, max_rank=self.max_rank)
+        # Checked here, so a composition that cannot be served is refused before anything is written.
+        plan = plan_composite(parts, specs, base_model=self.base_model, max_rank=self.max_rank)
         task = self._writing.get(key)
         if task is None:
-            task = self._writing[key] = asyncio.create_task(self._make(key, parts, weighted, rank))
+            task = self._writing[key] = asyncio.create_task(self._make(key, parts, plan))
             task.add_done_callback(lambda _: self._writing.pop(key, None))
         # Shielded: a client that goes away does not cancel the write others wait for.
         return await asyncio.shield(task)
@@ -72,17 +67,16 @@ class Compositions:
         self._contents.pop(composite.id, None)
         shutil.rmtree(composite.path, ignore_errors=True)
 
-    async def _make(
-        self, key: Key, parts: Sequence[ComposePart], weighted: list[WeightedAdapter], rank: int
-    ) -> AdapterSpec:
+    async def _make(self, key: Key, parts: Sequence[ComposePart], plan: CompositePlan) -> AdapterSpec:
         started = time.perf_counter()
-        content = await asyncio.to_thread(content_key, weighted)
-        path = await asyncio.to_thread(write_composite, weighted, rank, self.folder / content[:32])
+        path = await asyncio.to_thread(plan.write, self.folder)
         size = await asyncio.to_thread(lambda: sum(f.stat().st_size for f in path.iterdir()))
+        weighted, rank = plan.parts, plan.rank
         # The part with the largest weight lends its generation defaults (system prompt, stop, format).
         lead = max(weighted, key=lambda part: part.weight).spec
         spec = AdapterSpec(
-            id=self._engine_id(content),
+            # The folder is named by the content's digest.
+            id=self._engine_id(path.name),
             name=composition_name(parts),
             path=path,
             base_model=self.base_model,

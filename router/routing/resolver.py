@@ -94,10 +94,8 @@ class ModelResolver:
         for part in parts:
             spec = await self._adapter(part.adapter)
             if spec is None:
-                raise CompositionError(
-                    f"composition {model!r}: {part.adapter!r} is not a registered adapter. Registered: "
-                    f"{', '.join(self._registry.names()) or 'none'}"
-                )
+                what = f"composition {model!r}"
+                raise CompositionError.unknown_part(what, part.adapter, self._registry.names(), param="model")
             specs.append(spec)
         return await self._compositions.get(parts, specs)
 
