@@ -99,6 +99,7 @@ class _Workload(TypedDict, total=False):
     repeats: int
     max_num_seqs: int | None
     max_num_batched_tokens: int | None
+    profile_dir: Path | None
 
 
 def _with_servers(
@@ -167,6 +168,10 @@ def bench_serve(
     max_num_batched_tokens: Annotated[
         int | None, typer.Option(help="Both engines' tokens per step (default: vLLM's server's).", min=1)
     ] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="Folder for py-spy profiles of both front ends during their last run."),
+    ] = None,
     out: JsonOut = None,
 ) -> None:
     """Service overhead vs plain vLLM: our service and vLLM's own OpenAI server with the same model, adapters
@@ -189,9 +194,12 @@ def bench_serve(
         repeats=repeats,
         max_num_seqs=max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens,
+        profile_dir=profile.resolve() if profile else None,
     )
+    if profile:
+        profile.mkdir(parents=True, exist_ok=True)
     folders = bench.adapters
-    steps = 2 + 2 * repeats  # start, warm up, then each client run
+    steps = 4 + 2 * repeats  # start, warm up, an unmeasured run each, then each client run
     result = _with_servers("serve", steps, lambda work, on_step: run_serve_bench(bench, work, on_step))
 
     ours, plain = result["mean"]["ours"], result["mean"]["plain_vllm"]

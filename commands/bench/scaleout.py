@@ -70,7 +70,7 @@ def run_replica_bench(
                 on_step(f"{label}: warming up the adapters")
                 warm_up(router.url, bench)
                 on_step(f"{label}: vLLM's benchmark client")
-                run = run_client(client, bench, router.url, work_dir, label)
+                run = run_client(client, bench, router, work_dir, label)
                 replicas_seen = httpx.get(f"{router.url}/v1/engine", timeout=30).raise_for_status().json()
                 run["requests_per_replica"] = [sum(r["requests"].values()) for r in replicas_seen["replicas"]]
                 run["adapters_per_replica"] = [r["adapters_loaded"] for r in replicas_seen["replicas"]]

@@ -12,15 +12,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import psutil
 import yaml
 
 from commands.bench.fixtures import lora_rank_limit
@@ -47,6 +51,9 @@ METRICS = (
     "median_tpot_ms",
     "p99_tpot_ms",
 )
+# Measured here around each client run: the server's front-end process (HTTP, serving, detokenizing; not its
+# engine core, a child process) in CPU time per output token, the cost that limits a GPU server.
+FRONTEND = ("frontend_cpu_s", "frontend_cpu_us_per_token")
 LIMITS = ("max_num_seqs", "max_num_batched_tokens")
 RATIOS = (
     "request_throughput",
@@ -57,6 +64,7 @@ RATIOS = (
     "mean_itl_ms",
     "median_itl_ms",
     "p99_itl_ms",
+    "frontend_cpu_us_per_token",
 )
 
 # vLLM's serving benchmark as a child process: its `main` runs its own event loop and freezes the GC heap.
@@ -105,6 +113,8 @@ class ServeBench:
     """Both servers' scheduler limits; None: each takes vLLM's OpenAI server default for the hardware."""
     repeats: int = 3
     """Client runs per server, interleaved: a noisy machine's drift then falls on both alike."""
+    profile_dir: Path | None = None
+    """Where py-spy's profiles of both front ends during their last run go (None: not profiled)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_model_dir", self.base_model_dir.resolve())
@@ -355,11 +365,42 @@ class BenchClient:
         self.close()
 
 
+def frontend_cpu_s(server: ServiceProcess) -> float:
+    """CPU seconds the server's own process has used so far, its children (the engine core) left out."""
+    assert server.pid is not None
+    times = psutil.Process(server.pid).cpu_times()
+    return times.user + times.system
+
+
+@contextmanager
+def profiled(server: ServiceProcess, out: Path | None) -> Iterator[None]:
+    """py-spy sampling the server's front-end process (its threads, not its engine core) into ``out``, in
+    its raw collapsed-stack format, while the block runs; nothing when ``out`` is None."""
+    if out is None:
+        yield
+        return
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise RuntimeError("--profile needs py-spy on PATH (pip install py-spy)")
+    command = [spy, "record", "--pid", str(server.pid), "--rate", "200", "--format", "raw"]
+    command += ["--output", str(out), "--nonblocking"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as recorder:
+        try:
+            yield
+        finally:
+            recorder.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            recorder.wait(timeout=60)
+
+
 def run_client(
-    client: BenchClient, bench: ServeBench, url: str, work_dir: Path, label: str
+    client: BenchClient, bench: ServeBench, server: ServiceProcess, work_dir: Path, label: str
 ) -> dict[str, Any]:
-    """One run of vLLM's serving benchmark against ``url``: its metrics, and the first errors if any."""
+    """One run of vLLM's serving benchmark against ``server``: its metrics, the server's front-end CPU time,
+    and the first errors if any."""
+    url = server.url
+    cpu_before = frontend_cpu_s(server)
     answer = client.run(bench.client_args(url, work_dir, label))
+    cpu_s = frontend_cpu_s(server) - cpu_before
     result_file = work_dir / f"{label}.json"
     if answer != "ok" or not result_file.is_file():
         raise RuntimeError(
@@ -367,6 +408,9 @@ def run_client(
         )
     raw = json.loads(result_file.read_text())
     metrics = {key: raw.get(key) for key in METRICS}
+    tokens = metrics["total_output_tokens"]
+    metrics["frontend_cpu_s"] = round(cpu_s, 3)
+    metrics["frontend_cpu_us_per_token"] = round(1e6 * cpu_s / tokens, 1) if tokens else None
     metrics["errors"] = sorted({e for e in raw.get("errors", []) if e})[:3]
     return metrics
 
@@ -392,7 +436,7 @@ def spread(pairs: list[dict[str, float | None]]) -> dict[str, list[float] | None
 def mean_run(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The mean of each metric over runs (counts summed), and every error seen."""
     mean: dict[str, Any] = {}
-    for key in METRICS:
+    for key in METRICS + FRONTEND:
         values = [r[key] for r in results if r.get(key) is not None]
         if key in ("completed", "failed", "total_input_tokens", "total_output_tokens"):
             mean[key] = sum(values)
@@ -434,10 +478,20 @@ def run_serve_bench(
                 warm_up(server.url, bench)
             except RuntimeError as error:
                 raise RuntimeError(f"{error}\n{server.log_tail()}") from None
+        # One unmeasured client run against each: whatever warms up on first use (the client's own
+        # connections and tokenizer, the servers' code paths at this concurrency) would otherwise fall on
+        # the first server measured.
+        warm_run = replace(bench, num_prompts=bench.concurrency)
+        for name, server in servers.items():
+            on_step(f"{name}: an unmeasured client run")
+            run_client(client, warm_run, server, work_dir, f"{name}-warm-up")
         for repeat in range(bench.repeats):
             for name, server in servers.items():
                 on_step(f"{name}: vLLM's benchmark client, run {repeat + 1} of {bench.repeats}")
-                runs[name].append(run_client(client, bench, server.url, work_dir, f"{name}-{repeat}"))
+                last = repeat == bench.repeats - 1
+                profile = bench.profile_dir / f"{name}.txt" if last and bench.profile_dir else None
+                with profiled(server, profile):
+                    runs[name].append(run_client(client, bench, server, work_dir, f"{name}-{repeat}"))
     finally:
         if client is not None:
             client.close()
@@ -449,7 +503,8 @@ def run_serve_bench(
 
     notes = [
         "Both servers were started once (side by side on a CPU, one after the other on a GPU) and each "
-        "warmed up with one request per adapter, so adapter loading is not measured; then the client ran "
+        "warmed up with one request per adapter, so adapter loading is not measured, and one unmeasured "
+        "client run of `concurrency` requests; then the client ran "
         "against one server at a time, in turn (ours, plain, ours, …), repeats times each. The ratio is of "
         "the means; ratio_spread is the lowest and highest ratio of one run of ours to the plain run after "
         "it.",
