@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
@@ -19,10 +19,12 @@ from router.serving.routing import RoutingServing
 T = TypeVar("T")
 
 
-def _from_state(name: str, kind: type[T]) -> Callable[[Request], T]:
-    """A dependency handing routes the service kept on ``app.state`` under ``name``."""
+def _from_state(name: str, kind: type[T]) -> Callable[[Request], Coroutine[Any, Any, T]]:
+    """A dependency handing routes the service kept on ``app.state`` under ``name``. A coroutine: FastAPI
+    runs a plain function dependency in its thread pool, a thread hand-off per request for an attribute
+    read."""
 
-    def get(request: Request) -> T:
+    async def get(request: Request) -> T:
         return getattr(request.app.state, name)
 
     return get

@@ -90,7 +90,7 @@ class TokenLogprob:
     """The most likely tokens at this position (token id, logprob), most likely first."""
 
 
-@dataclass
+@dataclass(slots=True)  # one per token and request in flight: slots make them cheaper to build and read
 class CompletionDelta:
     """New text of one of the ``n`` completions since the previous step."""
 
@@ -102,7 +102,7 @@ class CompletionDelta:
     logprobs: list[TokenLogprob] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class GenerationStep:
     deltas: list[CompletionDelta] = field(default_factory=list)
     finished: bool = False
