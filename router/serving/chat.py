@@ -70,7 +70,7 @@ class ChatServing(GenerationServing):
         target = await self._resolve(request.model, request.messages)
         defaults = target.adapter.defaults if target.adapter else None
         messages = self._renderer.with_defaults(request.messages, defaults)
-        prompt_ids = self._renderer.render_chat(messages, plan.tools)
+        prompt_ids = await self._renderer.render_chat_off_loop(messages, plan.tools)
         structured = structured_output(request, defaults)
         if plan.structured is not None:
             if request.response_format is not None or request.structured_outputs is not None:

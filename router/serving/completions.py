@@ -27,7 +27,7 @@ class CompletionServing(GenerationServing):
             )
         self._generator.ensure_available()
         target = await self._resolve(request.model, [ChatMessage(role="user", content=request.prompts[0])])
-        encoded = [self._renderer.encode(p) for p in request.prompts]
+        encoded = [await self._renderer.encode_off_loop(p) for p in request.prompts]
         if any(not ids for ids in encoded):
             raise InvalidRequestError("prompt must not be empty", param="prompt")
         structured = structured_output(request, target.adapter.defaults if target.adapter else None)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,11 @@ if TYPE_CHECKING:
 class PromptRenderer:
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.tokenizer = tokenizer
+        # Requests render and tokenize here, as in vLLM's server: one at a time in one thread, off the event
+        # loop. The tokenizer holds the interpreter lock while it runs, so more threads would not run at
+        # once; but a burst of arrivals no longer stops the loop (and every stream it serves) for all of
+        # their prompts in a row: it gets the lock back between two prompts at the latest.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompts")
 
     @classmethod
     def from_model_dir(cls, path: Path, chat_template: Path | None = None) -> PromptRenderer:
@@ -54,6 +61,15 @@ class PromptRenderer:
         if not isinstance(text, str):
             raise TypeError(f"the chat template rendered {type(text).__name__}, not text")
         return self.encode(text)
+
+    async def render_chat_off_loop(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, self.render_chat, messages, tools)
+
+    async def encode_off_loop(self, text: str) -> list[int]:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, self.encode, text)
 
     @cached_property
     def renders_tools(self) -> bool:
