@@ -304,3 +304,46 @@ def eval_merged(
     if out:
         out.write_text(result.to_json())
         typer.echo(f"wrote {out}")
+
+
+def eval_blend(
+    url: Annotated[
+        str, typer.Option(help="The running service, with ROUTER_BLEND on.")
+    ] = "http://127.0.0.1:8000",
+    pool: Annotated[
+        int, typer.Option(help="Eval messages per task routed to find the blended ones.", min=1)
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the eval splits.")] = 0,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 16,
+    out: Annotated[Path | None, typer.Option(help="Write the evaluation as JSON here.")] = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Blending under the margin, judged where it acts: route a pool of eval messages, and on the ones `auto`
+    answers with a blend of its top two experts, score the blend against the base model (its answer with
+    blending off), the blend's heavier expert alone and the message's own expert."""
+    from commands.client import service_client
+    from experts.evaluation import evaluate_blends
+
+    base = service_models(url, api_key)[0]
+    with progress_bar() as progress, service_client(url, api_key, timeout_s=600.0) as client:
+        task = progress.add_task("routing the pool, then asking about the blended messages", total=None)
+        result = evaluate_blends(
+            client,
+            base_model=base,
+            pool_per_task=pool,
+            seed=seed,
+            concurrency=concurrency,
+            on_answer=lambda: progress.advance(task),
+        )
+    blended = len(result.blended)
+    typer.echo(f"{blended} of {result.routed} routed eval messages were blended")
+    if blended:
+        typer.echo(result.table())
+    else:
+        typer.echo(
+            "nothing to compare: no message fell under the margin with two experts on top "
+            "(is LORA_ROUTER_ROUTER_BLEND on?)"
+        )
+    if out:
+        out.write_text(result.to_json())
+        typer.echo(f"wrote {out}")

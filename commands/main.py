@@ -26,6 +26,7 @@ for name, command in (
     ("serve", service.serve),
     ("replica", service.replica),
     ("eval-merged", experts.eval_merged),
+    ("eval-blend", experts.eval_blend),
 ):
     app.command(name)(command)
 app.add_typer(bench_app, name="bench")

@@ -330,3 +330,100 @@ def compare_with_reference(
         score=_mean([TASKS[e.task].score(e, out) for e, out in zip(examples, outputs, strict=True)]),
         differing=differing,
     )
+
+
+# What each policy answers a message `auto` blends: the blend itself, what `auto` answers there with
+# blending off (the base model, its fallback), the top adapter alone (no margin), the message's own expert.
+BLEND_POLICIES = ("blend", "fallback", "top adapter", "own expert")
+
+
+@dataclass
+class BlendEval:
+    """`auto` with blending against the other answers it could give, on the messages it blends."""
+
+    base_model: str
+    pool_per_task: int
+    seed: int
+    routed: int
+    # policy -> mean score on the blended messages (empty when none was blended)
+    scores: dict[str, float] = field(default_factory=dict)
+    answers: dict[str, list[Answer]] = field(default_factory=dict)
+    """Per policy, its answers to the blended messages."""
+    blended: list[dict[str, Any]] = field(default_factory=list)
+    """Each blended message: its task, prompt, the composition `auto` answered with, and the detail."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    def table(self) -> str:
+        lines = ["| policy | mean score |", "| --- | --- |"]
+        lines += [f"| {policy} | {score:.3f} |" for policy, score in self.scores.items()]
+        return "\n".join(lines)
+
+
+def evaluate_blends(
+    client: httpx.Client,
+    *,
+    base_model: str,
+    pool_per_task: int = 200,
+    seed: int = 0,
+    concurrency: int = 16,
+    on_answer: Callable[[], None] = lambda: None,
+) -> BlendEval:
+    """Route ``pool_per_task`` eval messages of each task with an expert (``/v1/route``: no generation); on
+    the ones the service answers by blending (routing mode ``blend``: it runs with ROUTER_BLEND on), ask
+    `auto`, the base model, the blend's heaviest part alone and the message's own expert, and score each
+    answer. (Chat, with no expert, has too few eval messages for a pool.)"""
+    examples = [
+        example
+        for name, task in TASKS.items()
+        if task.has_expert
+        for example in task.examples("eval", pool_per_task, seed=seed)
+    ]
+
+    def route(example: TaskExample) -> dict[str, Any]:
+        response = client.post("/v1/route", json={"text": example.prompt})
+        if response.status_code != 200:
+            raise RuntimeError(
+                f"routing a {example.task} message: HTTP {response.status_code}: {response.text}"
+            )
+        return dict(response.json())
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        routings = list(pool.map(route, examples))
+    blended = [(e, r) for e, r in zip(examples, routings, strict=True) if r["mode"] == "blend"]
+    jobs: list[tuple[str, str, TaskExample]] = []
+    for example, routing in blended:
+        composition: dict[str, float] = routing["composition"]
+        top = max(composition, key=lambda adapter: composition[adapter])
+        jobs += [("blend", AUTO, example), ("fallback", base_model, example)]
+        jobs += [("top adapter", top, example), ("own expert", example.task, example)]
+
+    def run(job: tuple[str, str, TaskExample]) -> Answer:
+        _, model, example = job
+        output, answered_by, routing = _chat(client, model, example)
+        on_answer()
+        score = TASKS[example.task].score(example, output)
+        return Answer(example.task, model, example.prompt, output, score, answered_by, routing)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        answered = list(pool.map(run, jobs))
+    answers: dict[str, list[Answer]] = {}
+    for (policy, _, _), answer in zip(jobs, answered, strict=True):
+        answers.setdefault(policy, []).append(answer)
+    return BlendEval(
+        base_model=base_model,
+        pool_per_task=pool_per_task,
+        seed=seed,
+        routed=len(examples),
+        scores={
+            policy: _mean([a.score for a in answers[policy]])
+            for policy in BLEND_POLICIES
+            if policy in answers
+        },
+        answers=answers,
+        blended=[
+            {"task": e.task, "prompt": e.prompt, "composition": r["composition"], "detail": r.get("detail")}
+            for e, r in blended
+        ],
+    )

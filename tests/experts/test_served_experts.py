@@ -124,3 +124,20 @@ def test_eval_experts_command_scores_every_model_and_policy(service: ServiceProc
         text=True,
     )
     assert no_expert.returncode == 2 and "no answers of 'chat'" in no_expert.stderr
+
+
+def test_eval_blend_routes_its_pool_and_finds_nothing_to_judge_with_blending_off(
+    service: ServiceProcess, tmp_path: Path
+) -> None:
+    # The shared service runs without ROUTER_BLEND: `auto` never blends, so every routed message is left out
+    # and the command says why rather than reporting empty scores.
+    cli = Path(sys.executable).with_name("lora-router")
+    out = tmp_path / "blend.json"
+    args = ["eval-blend", "--url", service.url, "--pool", "3", "--out", str(out), "--api-key", USER_KEY]
+    done = subprocess.run([str(cli), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"0 of {3 * len(EXPERTS)} routed eval messages were blended" in done.stdout
+    assert "LORA_ROUTER_ROUTER_BLEND on?" in done.stdout
+    report = json.loads(out.read_text())
+    assert report["routed"] == 3 * len(EXPERTS) and report["pool_per_task"] == 3
+    assert report["blended"] == [] and report["scores"] == {} and report["answers"] == {}
