@@ -168,6 +168,26 @@ def _chat(client: httpx.Client, model: str, example: TaskExample) -> tuple[str, 
     return body["choices"][0]["message"]["content"] or "", body["model"], body.get("routing")
 
 
+def _ask_all(
+    client: httpx.Client,
+    jobs: Sequence[tuple[str, TaskExample]],
+    concurrency: int,
+    on_answer: Callable[[], None],
+) -> list[Answer]:
+    """Each (model, example) asked greedily, ``concurrency`` at a time so the engine batches them, and the
+    answer scored with its task's scorer; in the order of ``jobs``."""
+
+    def run(job: tuple[str, TaskExample]) -> Answer:
+        model, example = job
+        output, answered_by, routing = _chat(client, model, example)
+        on_answer()
+        score = TASKS[example.task].score(example, output)
+        return Answer(example.task, model, example.prompt, output, score, answered_by, routing)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(run, jobs))
+
+
 def request_count(
     n_per_task: int, n_experts: int, *, cross: bool = False, compositions: Sequence[str] = ()
 ) -> int:
@@ -214,16 +234,7 @@ def evaluate_experts(
         for example in items
     ]
 
-    def run(job: tuple[str, TaskExample]) -> Answer:
-        model, example = job
-        output, answered_by, routing = _chat(client, model, example)
-        on_answer()
-        score = TASKS[example.task].score(example, output)
-        return Answer(example.task, model, example.prompt, output, score, answered_by, routing)
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        answers = list(pool.map(run, jobs))
-
+    answers = _ask_all(client, jobs, concurrency, on_answer)
     tasks = list(examples)
     scores: dict[tuple[str, str], list[float]] = {}
     for a in answers:
@@ -399,15 +410,7 @@ def evaluate_blends(
         jobs += [("blend", AUTO, example), ("fallback", base_model, example)]
         jobs += [("top adapter", top, example), ("own expert", example.task, example)]
 
-    def run(job: tuple[str, str, TaskExample]) -> Answer:
-        _, model, example = job
-        output, answered_by, routing = _chat(client, model, example)
-        on_answer()
-        score = TASKS[example.task].score(example, output)
-        return Answer(example.task, model, example.prompt, output, score, answered_by, routing)
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        answered = list(pool.map(run, jobs))
+    answered = _ask_all(client, [(model, example) for _, model, example in jobs], concurrency, on_answer)
     answers: dict[str, list[Answer]] = {}
     for (policy, _, _), answer in zip(jobs, answered, strict=True):
         answers.setdefault(policy, []).append(answer)
