@@ -372,16 +372,21 @@ def frontend_cpu_s(server: ServiceProcess) -> float:
     return times.user + times.system
 
 
-@contextmanager
-def profiled(server: ServiceProcess, out: Path | None) -> Iterator[None]:
-    """py-spy sampling the server's front-end process (its threads, not its engine core) into ``out``, in
-    its raw collapsed-stack format, while the block runs; nothing when ``out`` is None."""
-    if out is None:
-        yield
-        return
+def py_spy() -> str:
+    """py-spy's path, looked up before any server starts: a missing one then costs no start-up."""
     spy = shutil.which("py-spy")
     if spy is None:
         raise RuntimeError("--profile needs py-spy on PATH (pip install py-spy)")
+    return spy
+
+
+@contextmanager
+def profiled(spy: str | None, server: ServiceProcess, out: Path | None) -> Iterator[None]:
+    """py-spy (at ``spy``) sampling the server's front-end process (its threads, not its engine core) into
+    ``out``, in its raw collapsed-stack format, while the block runs; nothing when either is None."""
+    if spy is None or out is None:
+        yield
+        return
     command = [spy, "record", "--pid", str(server.pid), "--rate", "200", "--format", "raw"]
     command += ["--output", str(out), "--nonblocking"]
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as recorder:
@@ -450,6 +455,7 @@ def run_serve_bench(
     bench: ServeBench, work_dir: Path, on_step: Callable[[str], None] = lambda what: None
 ) -> dict[str, Any]:
     """Both servers started and warmed up, then ``repeats`` client runs against each in turn."""
+    spy = py_spy() if bench.profile_dir else None
     data_dir = work_dir / "service-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     servers = {
@@ -490,7 +496,7 @@ def run_serve_bench(
                 on_step(f"{name}: vLLM's benchmark client, run {repeat + 1} of {bench.repeats}")
                 last = repeat == bench.repeats - 1
                 profile = bench.profile_dir / f"{name}.txt" if last and bench.profile_dir else None
-                with profiled(server, profile):
+                with profiled(spy, server, profile):
                     runs[name].append(run_client(client, bench, server, work_dir, f"{name}-{repeat}"))
     finally:
         if client is not None:
