@@ -311,7 +311,7 @@ def eval_blend(
         str, typer.Option(help="The running service, with ROUTER_BLEND on.")
     ] = "http://127.0.0.1:8000",
     pool: Annotated[
-        int, typer.Option(help="Eval messages per task routed to find the blended ones.", min=1)
+        int, typer.Option(help="Eval messages per expert's task routed to find the blended ones.", min=1)
     ] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the eval splits.")] = 0,
     concurrency: Annotated[int, typer.Option(help="Requests in flight.")] = 16,

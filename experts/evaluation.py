@@ -387,7 +387,7 @@ def evaluate_blends(
     answer. (Chat, with no expert, has too few eval messages for a pool.)"""
     examples = [
         example
-        for name, task in TASKS.items()
+        for task in TASKS.values()
         if task.has_expert
         for example in task.examples("eval", pool_per_task, seed=seed)
     ]
