@@ -52,8 +52,6 @@ def configure_logging(level: str, fmt: LogFormat) -> dict[str, object]:
         "formatters": {"default": {"()": formatter}},
         "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "default"}},
         "root": {"handlers": ["default"], "level": level.upper()},
-        # httpx logs every request at INFO: with the remote engine, a line per replica health check a second.
-        "loggers": {"httpx": {"level": "WARNING"}},
     }
     logging.config.dictConfig(config)
     return config
