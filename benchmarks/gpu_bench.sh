@@ -81,13 +81,13 @@ PY
     exit
   fi
   if [ "$mode" = replicas ]; then
-    # Scale-out on one GPU: the embedded engine, then 1 and 2 `vllm serve` replicas sharing it (0.4 each),
-    # behind one router: what the remote hop costs next to a GPU, and whether a second engine helps.
-    # One call may not hold all three (each engine compiles on start): REPLICAS=0,1 then REPLICAS=1,2.
-    counts=${REPLICAS:-0,1,2}
+    # Scale-out on one GPU: the embedded engine beside 1 (or 2) `vllm serve` replicas behind a router, all
+    # sharing it (0.4 each: two engines at once), measured in turn: what the remote hop costs next to a GPU.
+    counts=${REPLICAS:-0,1}
     LORA_ROUTER_BASE_MODEL_NAME=$size cli bench replicas --replicas "$counts" --gpu-memory-utilization 0.4 \
       --base-model-dir "$model" --adapters-dir "$model-adapters" --adapters 4 --num-prompts 512 \
-      --concurrency 64 --input-len 128 --output-len 128 --out "$out/replicas-$size-${counts//,/}.json"
+      --concurrency 64 --input-len 128 --output-len 128 --repeats "${REPEATS:-3}" \
+      --out "$out/replicas-$size-${counts//,/}.json"
     exit
   fi
   common=(--base-model-dir "$model" --adapters-dir "$model-adapters" --prompt-tokens 128 --output-tokens 128)

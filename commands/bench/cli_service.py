@@ -243,7 +243,7 @@ def bench_serve(
 
 def bench_replicas(
     replicas: Annotated[
-        str, typer.Option(help="Replica counts, one after the other; 0 is the embedded engine (no hop).")
+        str, typer.Option(help="Replica counts, all started at once; 0 is the embedded engine (no hop).")
     ] = "0,1,2",
     base_model_dir: BaseModelDir = None,
     adapters_dir: ServedAdaptersDir = None,
@@ -252,12 +252,15 @@ def bench_replicas(
     concurrency: Concurrency = 8,
     input_len: InputLen = 64,
     output_len: OutputLen = 32,
-    kv_cache_gib: Annotated[float, typer.Option(help="KV cache of each replica on the CPU, GiB.")] = 1.0,
-    gpu_memory_utilization: GpuShare = 0.85,
+    kv_cache_gib: Annotated[float, typer.Option(help="KV cache of each engine on the CPU, GiB.")] = 1.0,
+    # Every count's engines run at once: 0,1,2 is four engines.
+    gpu_memory_utilization: GpuShare = 0.2,
+    repeats: Annotated[int, typer.Option(help="Client runs per configuration, in turn.", min=1)] = 3,
     out: JsonOut = None,
 ) -> None:
     """Throughput over engine replicas: for each count, that many `vllm serve` replicas behind one router
-    (remote engine), driven by vLLM's serving benchmark client; output tokens/s relative to the first."""
+    (remote engine), all started at once and driven in turn by vLLM's serving benchmark client; ratio of
+    the means to the first count, with the spread of the per-round ratios."""
     from commands.bench.scaleout import run_replica_bench
 
     counts = int_list(replicas)
@@ -271,18 +274,27 @@ def bench_replicas(
         output_len=output_len,
         kv_cache_gib=kv_cache_gib,
         gpu_memory_utilization=gpu_memory_utilization,
+        repeats=repeats,
     )
-    steps = 3 * len(counts)
+    steps = 1 + (2 + repeats) * len(counts)  # each started, warm-up, an unmeasured run each, the runs
     result = _with_servers(
         "replicas", steps, lambda work, on_step: run_replica_bench(bench, counts, work, on_step)
     )
-    notes = [
-        f"{label}: {run['output_throughput']:.2f} output tok/s "
-        f"({result['output_throughput_vs_first'].get(label, float('nan')):.2f}x), "
-        f"TTFT median {run['median_ttft_ms']:.0f} ms, ok/failed {run['completed']}/{run['failed']}, "
-        f"requests per replica {run['requests_per_replica']}"
-        for label, run in result["runs"].items()
-    ]
+    notes = []
+    for label, run in result["mean"].items():
+        line = (
+            f"{label}: {run['output_throughput']:.2f} output tok/s, TTFT p99 {run['p99_ttft_ms']:.0f} ms, "
+            f"ITL p99 {run['p99_itl_ms']:.1f} ms, ok/failed {run['completed']}/{run['failed']}, "
+            f"requests per replica {result['replicas'][label]['requests_per_replica']}"
+        )
+        ratio, spread = result["ratio_vs_first"].get(label), result["ratio_spread"].get(label)
+        if ratio is not None and spread is not None:
+            low, high = spread["output_throughput"] or (float("nan"),) * 2
+            line += (
+                f"; tok/s {ratio['output_throughput']:.3f}x the first ({low:.3f}-{high:.3f}), "
+                f"TTFT p99 {ratio['p99_ttft_ms']:.2f}x, ITL p99 {ratio['p99_itl_ms']:.2f}x"
+            )
+        notes.append(line)
     report_result(result, out, notes=notes)
 
 

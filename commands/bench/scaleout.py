@@ -1,5 +1,6 @@
 """Throughput over 1, 2, … engine replicas: for each count, that many `vllm serve` replicas behind one router
-process (remote engine backend), driven by vLLM's serving benchmark client as in `bench serve`.
+process (remote engine backend), driven by vLLM's serving benchmark client as in `bench serve`: all started
+once, then measured in turn and repeated.
 
 On one machine the replicas share its cores, so more replicas only help where one replica leaves cores idle;
 across machines (one replica per GPU) each brings its own. What this measures here is the routing layer's cost
@@ -15,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from commands.bench.serve import BenchClient, ServeBench, run_client, warm_up
+from commands.bench.serve import BenchClient, ServeBench, compared, interleaved_runs
 from commands.bench.stats import environment
 from commands.process import ServiceProcess, replica_process
 from router.settings import Settings
@@ -43,22 +44,25 @@ def run_replica_bench(
     work_dir: Path,
     on_step: Callable[[str], None] = lambda what: None,
 ) -> dict[str, Any]:
-    """Each count in turn: start its replicas and a router, warm up, measure, stop everything. Count 0 is
-    the service with its embedded engine: the baseline the remote hop is compared with. On a GPU, every
-    engine takes the bench's ``gpu_memory_utilization`` of it (replicas sharing one GPU must fit together)."""
+    """Every count's replicas and router started (one after the other: on a GPU each engine sizes its KV
+    cache from the memory free when it starts), warmed up, then measured in turn, ``bench.repeats`` times
+    each. Count 0 is the service with its embedded engine: the baseline the remote hop is compared with. On
+    a GPU every engine takes the bench's ``gpu_memory_utilization`` of it, so all of them must fit at once."""
     settings = _replica_settings(bench)
-    runs: dict[str, dict[str, Any]] = {}
-    # One client process for every count: importing vLLM takes seconds.
+    engines: list[ServiceProcess] = []
+    routers: dict[str, ServiceProcess] = {}
+    # One client process for every run: importing vLLM takes seconds.
     with BenchClient(work_dir) as client:
-        for count in replica_counts:
-            label = f"{count}-replica{'s' if count > 1 else ''}" if count else "in-process"
-            on_step(f"{label}: starting")
-            replicas = [replica_process(settings, work_dir / f"{label}-engine-{i}.log") for i in range(count)]
-            router = None
-            try:
+        try:
+            for count in replica_counts:
+                label = f"{count}-replica{'s' if count > 1 else ''}" if count else "in-process"
+                on_step(f"{label}: starting")
+                replicas = [
+                    replica_process(settings, work_dir / f"{label}-engine-{i}.log") for i in range(count)
+                ]
+                engines += replicas
                 for replica in replicas:
                     replica.launch()
-                for replica in replicas:
                     replica.wait_ready(600)
                 data_dir = work_dir / f"{label}-router"
                 data_dir.mkdir(parents=True, exist_ok=True)
@@ -66,35 +70,35 @@ def run_replica_bench(
                 if replicas:
                     env["LORA_ROUTER_ENGINE"] = "remote"
                     env["LORA_ROUTER_ENGINE_URLS"] = json.dumps([r.url for r in replicas])
-                router = ServiceProcess(env, work_dir / f"{label}-router.log").start(timeout_s=300)
-                on_step(f"{label}: warming up the adapters")
-                warm_up(router.url, bench)
-                on_step(f"{label}: vLLM's benchmark client")
-                run = run_client(client, bench, router, work_dir, label)
-                replicas_seen = httpx.get(f"{router.url}/v1/engine", timeout=30).raise_for_status().json()
-                run["requests_per_replica"] = [sum(r["requests"].values()) for r in replicas_seen["replicas"]]
-                run["adapters_per_replica"] = [r["adapters_loaded"] for r in replicas_seen["replicas"]]
-                runs[label] = run
-            finally:
-                if router is not None:
-                    router.stop()
-                for replica in replicas:
-                    replica.stop()
-    first = runs[next(iter(runs))]
-    relative = {
-        label: round(run["output_throughput"] / first["output_throughput"], 3)
-        for label, run in runs.items()
-        if run.get("output_throughput") and first.get("output_throughput")
-    }
+                routers[label] = ServiceProcess(env, work_dir / f"{label}-router.log").start(timeout_s=600)
+            runs = interleaved_runs(routers, bench, client, work_dir, on_step)
+            spread_over: dict[str, dict[str, list[int]]] = {}
+            for label, router in routers.items():
+                seen = httpx.get(f"{router.url}/v1/engine", timeout=30).raise_for_status().json()
+                spread_over[label] = {
+                    "requests_per_replica": [sum(r["requests"].values()) for r in seen.get("replicas", [])],
+                    "adapters_per_replica": [r["adapters_loaded"] for r in seen.get("replicas", [])],
+                }
+        finally:
+            for process in [*routers.values(), *engines]:
+                process.stop()
+    first = next(iter(runs))
+    summary = compared(runs, baseline=first)
     return {
         "scenario": "throughput over engine replicas",
         **bench.describe(),
         "runs": runs,
-        "output_throughput_vs_first": relative,
+        "mean": summary["mean"],
+        "ratio_vs_first": summary["ratio"],
+        "ratio_spread": summary["ratio_spread"],
+        "replicas": spread_over,
         "notes": [
-            "All replicas and the router ran on this one machine, one replica count after the other; each "
-            "replica is vLLM's OpenAI server started with `lora-router replica`'s flags.",
-            "Warm-up: one request per adapter through the router, so each adapter is loaded on the replica "
+            "All replicas and routers ran on this one machine, all started before any measurement; then "
+            "vLLM's serving client ran against one router at a time, in turn, `repeats` times each (after "
+            "one unmeasured run each). The ratio is of the means against the first configuration; "
+            "ratio_spread is the lowest and highest ratio of one run to the first's run of the same round. "
+            "Each replica is vLLM's OpenAI server started with `lora-router replica`'s flags.",
+            "Warm-up: one request per adapter through each router, so each adapter is loaded on the replica "
             "its hash prefers before the measurement.",
         ],
         "environment": environment(),

@@ -451,6 +451,55 @@ def mean_run(results: list[dict[str, Any]]) -> dict[str, Any]:
     return mean
 
 
+def interleaved_runs(
+    servers: dict[str, ServiceProcess],
+    bench: ServeBench,
+    client: BenchClient,
+    work_dir: Path,
+    on_step: Callable[[str], None],
+    spy: str | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Each server warmed up, then ``bench.repeats`` client runs against each in turn (never two at once);
+    with py-spy, each front end profiled during its last run."""
+    on_step("warming up the adapters")
+    for server in servers.values():
+        try:
+            warm_up(server.url, bench)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}\n{server.log_tail()}") from None
+    # One unmeasured client run against each: whatever warms up on first use (the client's own connections
+    # and tokenizer, the servers' code paths at this concurrency) would otherwise fall on the first server
+    # measured.
+    warm_run = replace(bench, num_prompts=bench.concurrency)
+    for name, server in servers.items():
+        on_step(f"{name}: an unmeasured client run")
+        run_client(client, warm_run, server, work_dir, f"{name}-warm-up")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+    for repeat in range(bench.repeats):
+        for name, server in servers.items():
+            on_step(f"{name}: vLLM's benchmark client, run {repeat + 1} of {bench.repeats}")
+            last = repeat == bench.repeats - 1
+            profile = bench.profile_dir / f"{name}.txt" if last and bench.profile_dir else None
+            with profiled(spy, server, profile):
+                runs[name].append(run_client(client, bench, server, work_dir, f"{name}-{repeat}"))
+    return runs
+
+
+def compared(runs: dict[str, list[dict[str, Any]]], baseline: str) -> dict[str, Any]:
+    """Each server's mean run, and for each the ratio of its means to ``baseline``'s with the spread of the
+    per-pair ratios (its run against the baseline's run of the same round)."""
+    mean = {name: mean_run(results) for name, results in runs.items()}
+    others = [name for name in runs if name != baseline]
+    return {
+        "mean": mean,
+        "ratio": {name: ratios(mean[name], mean[baseline]) for name in others},
+        "ratio_spread": {
+            name: spread([ratios(a, b) for a, b in zip(runs[name], runs[baseline], strict=True)])
+            for name in others
+        },
+    }
+
+
 def run_serve_bench(
     bench: ServeBench, work_dir: Path, on_step: Callable[[str], None] = lambda what: None
 ) -> dict[str, Any]:
@@ -462,7 +511,6 @@ def run_serve_bench(
         "ours": ServiceProcess(bench.service_env(data_dir), work_dir / "service.log"),
         "plain_vllm": plain_vllm(bench, work_dir / "plain-vllm.log"),
     }
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
     client = None
     try:
         on_step("starting both servers")
@@ -478,34 +526,14 @@ def run_serve_bench(
         for server in servers.values():
             server.wait_ready(timeout_s=600)
         limits = engine_limits(bench, servers["ours"].url)
-        on_step("warming up the adapters")
-        for server in servers.values():
-            try:
-                warm_up(server.url, bench)
-            except RuntimeError as error:
-                raise RuntimeError(f"{error}\n{server.log_tail()}") from None
-        # One unmeasured client run against each: whatever warms up on first use (the client's own
-        # connections and tokenizer, the servers' code paths at this concurrency) would otherwise fall on
-        # the first server measured.
-        warm_run = replace(bench, num_prompts=bench.concurrency)
-        for name, server in servers.items():
-            on_step(f"{name}: an unmeasured client run")
-            run_client(client, warm_run, server, work_dir, f"{name}-warm-up")
-        for repeat in range(bench.repeats):
-            for name, server in servers.items():
-                on_step(f"{name}: vLLM's benchmark client, run {repeat + 1} of {bench.repeats}")
-                last = repeat == bench.repeats - 1
-                profile = bench.profile_dir / f"{name}.txt" if last and bench.profile_dir else None
-                with profiled(spy, server, profile):
-                    runs[name].append(run_client(client, bench, server, work_dir, f"{name}-{repeat}"))
+        runs = interleaved_runs(servers, bench, client, work_dir, on_step, spy)
     finally:
         if client is not None:
             client.close()
         for server in servers.values():
             server.stop()
     startup_s = {name: server.start_s for name, server in servers.items()}
-    mean = {name: mean_run(results) for name, results in runs.items()}
-    pairs = [ratios(o, p) for o, p in zip(runs["ours"], runs["plain_vllm"], strict=True)]
+    summary = compared(runs, baseline="plain_vllm")
 
     notes = [
         "Both servers were started once (side by side on a CPU, one after the other on a GPU) and each "
@@ -533,9 +561,9 @@ def run_serve_bench(
         "startup_s": startup_s,
         "engine_limits": limits,
         "runs": runs,
-        "mean": mean,
-        "ratio_ours_over_plain": ratios(mean["ours"], mean["plain_vllm"]),
-        "ratio_spread": spread(pairs),
+        "mean": summary["mean"],
+        "ratio_ours_over_plain": summary["ratio"]["ours"],
+        "ratio_spread": summary["ratio_spread"]["ours"],
         "notes": notes,
         "environment": environment(),
     }
