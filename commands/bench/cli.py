@@ -15,6 +15,7 @@ for name, command in (
     ("routing-quality", cli_routing.bench_routing_quality),
     ("serve", cli_service.bench_serve),
     ("replicas", cli_service.bench_replicas),
+    ("relay", cli_service.bench_relay),
     ("cold", cli_service.bench_cold),
     ("engine", cli_engine.bench_engine),
     ("lora-ops", cli_engine.bench_lora_ops),

@@ -298,6 +298,34 @@ def bench_replicas(
     report_result(result, out, notes=notes)
 
 
+def bench_relay(
+    concurrency: Concurrency = 64,
+    tokens: Annotated[int, typer.Option(help="Tokens streamed per request.", min=1)] = 128,
+    rounds: Annotated[int, typer.Option(help="Measured rounds of `concurrency` streams.", min=1)] = 5,
+    out: JsonOut = None,
+) -> None:
+    """The remote engine's relay alone: tokens per second one router process takes in from a stand-in
+    replica streaming as fast as it can, and its CPU time per token (no engine, no GPU needed)."""
+    from commands.bench.relay import run_relay_bench
+
+    result = run_relay_bench(concurrency, tokens, rounds)
+    rows = [
+        (str(i + 1), f"{run['tokens_per_s']:,}", f"{run['cpu_us_per_token']:.2f}")
+        for i, run in enumerate(result["runs"])
+    ]
+    report_result(
+        result,
+        out,
+        f"relay: {concurrency} streams of {tokens} tokens from a stand-in replica",
+        rows,
+        ("round", "tokens/s", "relay CPU µs/token"),
+        notes=[
+            f"median: {result['median_tokens_per_s']:,.0f} tokens/s, "
+            f"{result['median_cpu_us_per_token']:.2f} µs of CPU per token"
+        ],
+    )
+
+
 def bench_cold(
     path: Annotated[
         str,
