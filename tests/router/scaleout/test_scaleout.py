@@ -18,11 +18,12 @@ import psycopg
 import pytest
 from transformers import AutoTokenizer
 
+from lora_registry.composite import COMPOSITIONS_FOLDER
 from router.engine.base import AdapterRef
 from router.engine.remote import lora_name
 from router.engine.replicas import rendezvous_order
 from router.settings import DEFAULT_BASE_MODEL
-from tests.router.scaleout.conftest import SYNC_S, Cluster
+from tests.router.scaleout.conftest import SYNC_S, Cluster, Router
 from tests.router.service_checks import wait_for
 from tests.service_config import USER_KEY
 
@@ -232,6 +233,37 @@ def test_a_router_retrained_through_one_router_routes_the_same_through_the_other
         assert via_a["scores"] == pytest.approx(via_b["scores"], abs=1e-5)
     # The new label is what both now answer for a weather question.
     assert a.post("/v1/route", json={"text": probes[0]}).json()["label"] == "beta"
+
+
+def test_compositions_are_served_by_the_replicas_from_the_shared_folder(cluster: Cluster) -> None:
+    """A composition is written once under the shared adapter root and the replicas load it from there, like
+    any adapter: one part at weight 1 answers as that part, and both routers serve the same composite."""
+    prompts = ["Name a color.", "Count to three.", "Say hello in French."]
+
+    def greedy(router: Router, model: str, prompt: str) -> str:
+        # One request at a time: the CPU engine's rounding depends on the batch a sequence decodes in.
+        reply = router.client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": prompt}], max_tokens=12, temperature=0
+        )
+        return reply.choices[0].message.content or ""
+
+    for prompt in prompts:
+        assert greedy(cluster.a, "alpha:1.0", prompt) == greedy(cluster.a, "alpha", prompt), prompt
+    blend = "alpha:0.5+beta:0.5"
+    streamed = cluster.a.client.chat.completions.create(
+        model=blend,
+        messages=[{"role": "user", "content": prompts[0]}],
+        max_tokens=12,
+        temperature=0,
+        stream=True,
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in streamed if chunk.choices)
+    folder = cluster.adapter_root / COMPOSITIONS_FOLDER
+    written = sorted(p.name for p in folder.iterdir())
+    assert written
+    assert text and text == greedy(cluster.b, blend, prompts[0])
+    # Router B found the blend A wrote (the same parts and weights, the same content key).
+    assert sorted(p.name for p in folder.iterdir()) == written
 
 
 def test_killing_a_replica_fails_only_its_requests_and_its_adapters_move(cluster: Cluster) -> None:
