@@ -125,7 +125,8 @@ class Settings(BaseSettings):
         description="Tokens the engine schedules in one step. Default: what vLLM's OpenAI server takes on "
         "this hardware (CPU 2048, H100/H200 8192).",
     )
-    kv_cache_gib: float = Field(default=1.0, gt=0, description="KV cache size on the CPU engine, in GiB.")
+    # Whole GiB: vLLM's CPU engine reads its KV cache size as an integer (and fails at start on 0.5).
+    kv_cache_gib: int = Field(default=1, ge=1, description="KV cache size on the CPU engine, in whole GiB.")
     gpu_memory_utilization: float = Field(
         default=0.85, gt=0, le=1, description="Share of GPU memory (CUDA engine)."
     )

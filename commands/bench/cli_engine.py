@@ -59,7 +59,7 @@ def bench_engine(
     output_tokens: OutputTokens = 128,
     waves: Waves = 4,
     rank: RandomRank = 16,
-    kv_cache_gib: Annotated[float, typer.Option(help="KV cache on the CPU engine.")] = 2.0,
+    kv_cache_gib: Annotated[int, typer.Option(help="KV cache on the CPU engine, GiB.", min=1)] = 2,
     gpu_memory_utilization: Annotated[float, typer.Option(help="Share of GPU memory (CUDA).")] = 0.85,
     dtype: Annotated[
         str, typer.Option(help="auto, bfloat16, float16 or float32 (as LORA_ROUTER_DTYPE).")

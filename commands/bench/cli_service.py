@@ -93,7 +93,7 @@ class _Workload(TypedDict, total=False):
     input_len: int
     output_len: int
     max_model_len: int
-    kv_cache_gib: float
+    kv_cache_gib: int
     gpu_memory_utilization: float
     api: Api
     repeats: int
@@ -153,7 +153,7 @@ def bench_serve(
     input_len: InputLen = 64,
     output_len: OutputLen = 32,
     max_model_len: Annotated[int, typer.Option(help="Context length of both engines.", min=128)] = 2048,
-    kv_cache_gib: Annotated[float, typer.Option(help="KV cache of both engines on the CPU, GiB.")] = 1.0,
+    kv_cache_gib: Annotated[int, typer.Option(help="KV cache of both engines on the CPU, GiB.", min=1)] = 1,
     gpu_memory_utilization: GpuShare = 0.4,
     api: Annotated[
         Literal["completions", "chat"],
@@ -252,7 +252,7 @@ def bench_replicas(
     concurrency: Concurrency = 8,
     input_len: InputLen = 64,
     output_len: OutputLen = 32,
-    kv_cache_gib: Annotated[float, typer.Option(help="KV cache of each engine on the CPU, GiB.")] = 1.0,
+    kv_cache_gib: Annotated[int, typer.Option(help="KV cache of each engine on the CPU, GiB.", min=1)] = 1,
     # Every count's engines run at once: 0,1,2 is four engines.
     gpu_memory_utilization: GpuShare = 0.2,
     repeats: Annotated[int, typer.Option(help="Client runs per configuration, in turn.", min=1)] = 3,

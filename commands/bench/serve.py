@@ -102,7 +102,7 @@ class ServeBench:
     input_len: int = 64
     output_len: int = 32
     max_model_len: int = 2048
-    kv_cache_gib: float = 1.0
+    kv_cache_gib: int = 1
     gpu_memory_utilization: float = 0.4
     """Each server's share of the GPU: both run at once on one (the CPU engine ignores it)."""
     api: Api = "completions"
