@@ -302,26 +302,41 @@ def bench_relay(
     concurrency: Concurrency = 64,
     tokens: Annotated[int, typer.Option(help="Tokens streamed per request.", min=1)] = 128,
     rounds: Annotated[int, typer.Option(help="Measured rounds of `concurrency` streams.", min=1)] = 5,
+    base_model_dir: Annotated[
+        Path | None,
+        typer.Option(help="Also through a whole router over the stand-in (needs the model's tokenizer)."),
+    ] = None,
     out: JsonOut = None,
 ) -> None:
     """The remote engine's relay alone: tokens per second one router process takes in from a stand-in
-    replica streaming as fast as it can, and its CPU time per token (no engine, no GPU needed)."""
+    replica streaming as fast as it can, and its CPU time per token (no engine, no GPU needed); with
+    --base-model-dir, the same through a whole router process (HTTP in, relay, SSE out)."""
     from commands.bench.relay import run_relay_bench
 
-    result = run_relay_bench(concurrency, tokens, rounds)
+    base = resolve_base_model(base_model_dir, "--base-model-dir") if base_model_dir else None
+    result = _with_servers(
+        "relay",
+        2 if base else 1,
+        lambda work, on_step: run_relay_bench(concurrency, tokens, rounds, base, work, on_step),
+    )
+    parts = {"replica client alone": result["client"], "whole router": result.get("router")}
     rows = [
-        (str(i + 1), f"{run['tokens_per_s']:,}", f"{run['cpu_us_per_token']:.2f}")
-        for i, run in enumerate(result["runs"])
+        (name, str(i + 1), f"{run['tokens_per_s']:,}", f"{run['cpu_us_per_token']:.2f}")
+        for name, part in parts.items()
+        if part
+        for i, run in enumerate(part["runs"])
     ]
     report_result(
         result,
         out,
         f"relay: {concurrency} streams of {tokens} tokens from a stand-in replica",
         rows,
-        ("round", "tokens/s", "relay CPU µs/token"),
+        ("what reads the streams", "round", "tokens/s", "its CPU µs/token"),
         notes=[
-            f"median: {result['median_tokens_per_s']:,.0f} tokens/s, "
-            f"{result['median_cpu_us_per_token']:.2f} µs of CPU per token"
+            f"{name}, median: {part['median_tokens_per_s']:,.0f} tokens/s, "
+            f"{part['median_cpu_us_per_token']:.2f} µs of CPU per token"
+            for name, part in parts.items()
+            if part
         ],
     )
 

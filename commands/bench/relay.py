@@ -14,10 +14,16 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import httpx
+
+from commands.bench.serve import frontend_cpu_s
 from commands.bench.stats import environment
-from commands.process import free_port
+from commands.process import ServiceProcess, free_port
 from router.engine.base import SamplingOptions
 from router.engine.remote import ReplicaClient
 
@@ -57,9 +63,19 @@ def serve_chunks(port: int, tokens: int) -> None:
                 head = await reader.readuntil(b"\r\n\r\n")
             except (asyncio.IncompleteReadError, ConnectionError):
                 return
-            lines = head.decode("latin-1").lower().split("\r\n")
-            length = next(int(line.split(":")[1]) for line in lines if line.startswith("content-length"))
+            lines = head.decode("latin-1").split("\r\n")
+            path = lines[0].split(" ")[1]
+            length = next(
+                (int(line.split(":")[1]) for line in lines if line.lower().startswith("content-length")), 0
+            )
             await reader.readexactly(length)
+            if path != "/v1/completions":
+                # What a router asks a replica besides completions (health, adapter loads): yes.
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+                )
+                await writer.drain()
+                continue
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
             )
@@ -102,36 +118,106 @@ async def _rounds(url: str, concurrency: int, tokens: int, rounds: int) -> list[
     return results[1:]
 
 
-def run_relay_bench(concurrency: int, tokens: int, rounds: int) -> dict[str, Any]:
-    port = free_port()
-    code = f"from commands.bench.relay import serve_chunks; serve_chunks({port}, {tokens})"
-    server = subprocess.Popen([sys.executable, "-c", code])
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                runs = asyncio.run(_rounds(url, concurrency, tokens, rounds))
-                break
-            except Exception:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.2)
-    finally:
-        server.kill()
-        server.wait()
+async def _router_rounds(
+    server: ServiceProcess, model: str, concurrency: int, tokens: int, rounds: int
+) -> list[dict[str, float]]:
+    """``concurrency`` streamed completions at a time through a whole router (HTTP in, relay, SSE out)."""
+    body = {"model": model, "prompt": "Hello", "max_tokens": tokens, "temperature": 0, "stream": True}
+    results = []
+    async with aiohttp.ClientSession(server.url, connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def one() -> int:
+            received = 0
+            async with session.post("/v1/completions", json=body) as response:
+                response.raise_for_status()
+                async for line in response.content:
+                    if line.startswith(b"data: {") and b'"text"' in line:
+                        received += 1
+            return received
+
+        for _ in range(rounds + 1):
+            cpu, wall = frontend_cpu_s(server), time.perf_counter()
+            received = sum(await asyncio.gather(*(one() for _ in range(concurrency))))
+            cpu, wall = frontend_cpu_s(server) - cpu, time.perf_counter() - wall
+            if received != concurrency * tokens:
+                raise RuntimeError(f"the router streamed {received} chunks of {concurrency * tokens}")
+            results.append(
+                {"tokens_per_s": round(received / wall), "cpu_us_per_token": round(1e6 * cpu / received, 2)}
+            )
+    return results[1:]
+
+
+def _summary(runs: list[dict[str, float]]) -> dict[str, Any]:
     return {
-        "scenario": "relay ceiling of one router process",
-        "concurrency": concurrency,
-        "tokens_per_stream": tokens,
         "runs": runs,
         "median_tokens_per_s": statistics.median(r["tokens_per_s"] for r in runs),
         "median_cpu_us_per_token": statistics.median(r["cpu_us_per_token"] for r in runs),
-        "notes": [
-            "A local stand-in replica (its own process) streams vLLM-shaped completion chunks, one per "
-            "token, as fast as it can; the router's replica client reads `concurrency` streams at once. CPU "
-            "time is this process's (the client's), per token; the first round opens the connections and is "
-            "not kept."
-        ],
-        "environment": environment(),
     }
+
+
+def run_relay_bench(
+    concurrency: int,
+    tokens: int,
+    rounds: int,
+    base_model_dir: Path | None = None,
+    work_dir: Path | None = None,
+    on_step: Callable[[str], None] = lambda what: None,
+) -> dict[str, Any]:
+    """The replica client alone; with ``base_model_dir`` (its tokenizer and chat template) also a whole
+    router process over the same stand-in, its own process's CPU per token (logs in ``work_dir``)."""
+    port = free_port()
+    code = f"from commands.bench.relay import serve_chunks; serve_chunks({port}, {tokens})"
+    replica = subprocess.Popen([sys.executable, "-c", code])
+    url = f"http://127.0.0.1:{port}"
+    result: dict[str, Any] = {
+        "scenario": "relay ceiling of one router process",
+        "concurrency": concurrency,
+        "tokens_per_stream": tokens,
+    }
+    try:
+        on_step("the replica client alone")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client = asyncio.run(_rounds(url, concurrency, tokens, rounds))
+                break
+            except Exception:
+                if time.monotonic() > deadline or replica.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        result["client"] = _summary(client)
+        if base_model_dir is not None:
+            assert work_dir is not None
+            on_step("through a whole router")
+            env = {
+                "LORA_ROUTER_DATA_DIR": str(work_dir / "router-data"),
+                "LORA_ROUTER_BASE_MODEL_PATH": str(base_model_dir),
+                "LORA_ROUTER_ENGINE": "remote",
+                "LORA_ROUTER_ENGINE_URLS": json.dumps([url]),
+                "LORA_ROUTER_DEFAULT_EXPERTS": "false",
+                "LORA_ROUTER_API_KEYS": "{}",
+                "LORA_ROUTER_MAX_ADMITTED": str(max(64, 2 * concurrency)),
+            }
+            router = ServiceProcess(env, work_dir / "router.log").start(timeout_s=300)
+            try:
+                listed = httpx.get(f"{router.url}/v1/models", timeout=30).raise_for_status().json()["data"]
+                model = next(m["id"] for m in listed if m["id"] != "auto")  # the base model
+                result["router"] = _summary(
+                    asyncio.run(_router_rounds(router, model, concurrency, tokens, rounds))
+                )
+            finally:
+                router.stop()
+    finally:
+        replica.kill()
+        replica.wait()
+    notes = [
+        "A local stand-in replica (its own process) streams vLLM-shaped completion chunks, one per "
+        "token, as fast as it can; the router's replica client reads `concurrency` streams at once. CPU "
+        "time is the reading process's, per token; the first round opens the connections and is not kept."
+    ]
+    if "router" in result:
+        notes.append(
+            "router: the same stand-in behind a whole router process (remote engine), streamed completions "
+            "through it; CPU is the router process's own (HTTP in, relay, SSE out), per token."
+        )
+    return {**result, "notes": notes, "environment": environment()}
