@@ -318,21 +318,39 @@ class ReplicaPool:
 async def _until_down(
     steps: AsyncGenerator[GenerationStep, None], replica: Replica
 ) -> AsyncGenerator[GenerationStep, None]:
-    """``steps`` until the replica is taken out; then EngineError, even while a read is still waiting."""
-    down = asyncio.ensure_future(replica.down.wait())
+    """``steps`` until the replica is taken out; then EngineError, even while a read is still waiting.
+
+    One watcher per request, not a race per token: when the replica goes down during a read, the reading
+    task is cancelled and the cancellation turned into the error, as ``asyncio.timeout`` turns its own.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    reading = gone = False
+
+    def taken_out(_: object) -> None:
+        nonlocal gone
+        gone = True
+        if reading:
+            task.cancel()
+
+    watcher = asyncio.ensure_future(replica.down.wait())
+    watcher.add_done_callback(taken_out)
     try:
-        while True:
-            next_step = asyncio.ensure_future(anext(steps))
-            await asyncio.wait({next_step, down}, return_when=asyncio.FIRST_COMPLETED)
-            if not next_step.done():
-                next_step.cancel()
-                # Until the cancelled read has unwound, ``steps`` is still running and cannot be closed.
-                await asyncio.wait({next_step})
-                raise EngineError(f"engine replica {replica.url} went down: {replica.reason}")
+        while not gone:
+            reading = True
             try:
-                step = next_step.result()
+                step = await anext(steps)
             except StopAsyncIteration:
                 return
+            except asyncio.CancelledError:
+                # Ours only if nobody else (a client gone, a shutdown) asked for the task's cancellation too.
+                if gone and task.uncancel() == 0:
+                    break
+                raise
+            finally:
+                reading = False
             yield step
+        raise EngineError(f"engine replica {replica.url} went down: {replica.reason}")
     finally:
-        down.cancel()
+        watcher.remove_done_callback(taken_out)
+        watcher.cancel()
