@@ -317,7 +317,7 @@ def bench_relay(
     result = _with_servers(
         "relay",
         2 if base else 1,
-        lambda work, on_step: run_relay_bench(concurrency, tokens, rounds, base, work, on_step),
+        lambda work, on_step: run_relay_bench(concurrency, tokens, rounds, work, base, on_step),
     )
     parts = {"replica client alone": result["client"], "whole router": result.get("router")}
     rows = [

@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +91,31 @@ def serve_chunks(port: int, tokens: int) -> None:
     asyncio.run(main())
 
 
-async def _rounds(url: str, concurrency: int, tokens: int, rounds: int) -> list[dict[str, float]]:
+async def _timed_rounds(
+    one: Callable[[int], Awaitable[int]],
+    concurrency: int,
+    tokens: int,
+    rounds: int,
+    cpu_s: Callable[[], float],
+) -> list[dict[str, float]]:
+    """``rounds`` + 1 rounds of ``concurrency`` streams (``one(i)`` reads stream i, returning the tokens it
+    got), each checked to get every token; ``cpu_s`` reads the measured process's CPU time. Round 0 opens
+    the connections and is not kept."""
+    results = []
+    for _ in range(rounds + 1):
+        cpu, wall = cpu_s(), time.perf_counter()
+        received = sum(await asyncio.gather(*(one(i) for i in range(concurrency))))
+        cpu, wall = cpu_s() - cpu, time.perf_counter() - wall
+        if received != concurrency * tokens:
+            raise RuntimeError(f"{received} tokens came through of {concurrency * tokens}")
+        results.append(
+            {"tokens_per_s": round(received / wall), "cpu_us_per_token": round(1e6 * cpu / received, 2)}
+        )
+    return results[1:]
+
+
+async def _client_rounds(url: str, concurrency: int, tokens: int, rounds: int) -> list[dict[str, float]]:
+    """The replica client alone, in this process."""
     client = ReplicaClient(url, base_model="relay", api_key=None, read_timeout_s=60)
     sampling = SamplingOptions(max_tokens=tokens)
 
@@ -101,21 +124,10 @@ async def _rounds(url: str, concurrency: int, tokens: int, rounds: int) -> list[
             [len(step.deltas) async for step in client.stream(f"relay-{i}", [1, 2, 3], sampling, None)]
         )
 
-    results = []
     try:
-        # Round 0 opens the connections and is not kept.
-        for _ in range(rounds + 1):
-            cpu, wall = time.process_time(), time.perf_counter()
-            received = sum(await asyncio.gather(*(one(i) for i in range(concurrency))))
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            if received != concurrency * tokens:
-                raise RuntimeError(f"the relay took in {received} tokens of {concurrency * tokens}")
-            results.append(
-                {"tokens_per_s": round(received / wall), "cpu_us_per_token": round(1e6 * cpu / received, 2)}
-            )
+        return await _timed_rounds(one, concurrency, tokens, rounds, time.process_time)
     finally:
         await client.aclose()
-    return results[1:]
 
 
 async def _router_rounds(
@@ -123,10 +135,9 @@ async def _router_rounds(
 ) -> list[dict[str, float]]:
     """``concurrency`` streamed completions at a time through a whole router (HTTP in, relay, SSE out)."""
     body = {"model": model, "prompt": "Hello", "max_tokens": tokens, "temperature": 0, "stream": True}
-    results = []
     async with aiohttp.ClientSession(server.url, connector=aiohttp.TCPConnector(limit=0)) as session:
 
-        async def one() -> int:
+        async def one(_: int) -> int:
             received = 0
             async with session.post("/v1/completions", json=body) as response:
                 response.raise_for_status()
@@ -135,16 +146,7 @@ async def _router_rounds(
                         received += 1
             return received
 
-        for _ in range(rounds + 1):
-            cpu, wall = frontend_cpu_s(server), time.perf_counter()
-            received = sum(await asyncio.gather(*(one() for _ in range(concurrency))))
-            cpu, wall = frontend_cpu_s(server) - cpu, time.perf_counter() - wall
-            if received != concurrency * tokens:
-                raise RuntimeError(f"the router streamed {received} chunks of {concurrency * tokens}")
-            results.append(
-                {"tokens_per_s": round(received / wall), "cpu_us_per_token": round(1e6 * cpu / received, 2)}
-            )
-    return results[1:]
+        return await _timed_rounds(one, concurrency, tokens, rounds, lambda: frontend_cpu_s(server))
 
 
 def _summary(runs: list[dict[str, float]]) -> dict[str, Any]:
@@ -159,16 +161,22 @@ def run_relay_bench(
     concurrency: int,
     tokens: int,
     rounds: int,
+    work_dir: Path,
     base_model_dir: Path | None = None,
-    work_dir: Path | None = None,
     on_step: Callable[[str], None] = lambda what: None,
 ) -> dict[str, Any]:
     """The replica client alone; with ``base_model_dir`` (its tokenizer and chat template) also a whole
     router process over the same stand-in, its own process's CPU per token (logs in ``work_dir``)."""
     port = free_port()
     code = f"from commands.bench.relay import serve_chunks; serve_chunks({port}, {tokens})"
-    replica = subprocess.Popen([sys.executable, "-c", code])
-    url = f"http://127.0.0.1:{port}"
+    # It answers any path but completions with 200: /health tells it is up.
+    replica = ServiceProcess(
+        {},
+        work_dir / "stand-in.log",
+        [sys.executable, "-c", code],
+        port=port,
+        ready_path="/health",
+    )
     result: dict[str, Any] = {
         "scenario": "relay ceiling of one router process",
         "concurrency": concurrency,
@@ -176,24 +184,15 @@ def run_relay_bench(
     }
     try:
         on_step("the replica client alone")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client = asyncio.run(_rounds(url, concurrency, tokens, rounds))
-                break
-            except Exception:
-                if time.monotonic() > deadline or replica.poll() is not None:
-                    raise
-                time.sleep(0.2)
-        result["client"] = _summary(client)
+        replica.start(timeout_s=30)
+        result["client"] = _summary(asyncio.run(_client_rounds(replica.url, concurrency, tokens, rounds)))
         if base_model_dir is not None:
-            assert work_dir is not None
             on_step("through a whole router")
             env = {
                 "LORA_ROUTER_DATA_DIR": str(work_dir / "router-data"),
                 "LORA_ROUTER_BASE_MODEL_PATH": str(base_model_dir),
                 "LORA_ROUTER_ENGINE": "remote",
-                "LORA_ROUTER_ENGINE_URLS": json.dumps([url]),
+                "LORA_ROUTER_ENGINE_URLS": json.dumps([replica.url]),
                 "LORA_ROUTER_DEFAULT_EXPERTS": "false",
                 "LORA_ROUTER_API_KEYS": "{}",
                 "LORA_ROUTER_MAX_ADMITTED": str(max(64, 2 * concurrency)),
@@ -208,8 +207,7 @@ def run_relay_bench(
             finally:
                 router.stop()
     finally:
-        replica.kill()
-        replica.wait()
+        replica.stop()
     notes = [
         "A local stand-in replica (its own process) streams vLLM-shaped completion chunks, one per "
         "token, as fast as it can; the router's replica client reads `concurrency` streams at once. CPU "
