@@ -14,8 +14,9 @@
 #   results: $OUT/{engine,hotswap,compare}-SIZE.json and engine-SIZE.png
 #   scale-out, after unpack:  REPLICAS=0,1 bash benchmarks/gpu_bench.sh replicas 135m  → $OUT/replicas-135m-01.json
 #   service vs plain vLLM, after unpack:  bash benchmarks/gpu_bench.sh serve 135m  → $OUT/serve-135m-c64.json, -c256
-#     (CONCURRENCY="64 256" and REPEATS=3 by default; both servers share the GPU, 0.4 each; py-spy
-#     profiles of both front ends in $OUT/profile-SIZE-cC when the py-spy wheel was packed from .whl/)
+#     (CONCURRENCY=64,256 and REPEATS=3 by default, both workloads on the same two servers, which share the
+#     GPU, 0.4 each; py-spy profiles of both front ends in $OUT/profile-SIZE when the py-spy wheel was packed
+#     from .whl/)
 #     vLLM's OpenAI server also needs model-hosting-container-standards (+ jmespath, supervisor): pip download
 #     them into .gpu/m, carry it with .gpu/s05 and `pip install --no-index --no-deps --target /tmp/site .gpu/m/*`
 set -euo pipefail
@@ -69,15 +70,15 @@ print(describe_model(model), f"made in {time.perf_counter() - started:.0f}s", fl
 PY
   cli() { python3 -c "from commands.main import app; app()" "$@"; }
   if [ "$mode" = serve ]; then
-    # Both servers started once per concurrency, one after the other on the GPU; the client runs
+    # Both servers started once for every concurrency, one after the other on the GPU; the client runs
     # interleaved; py-spy (carried as a wheel) profiles both front ends during their last run.
     export PATH=/tmp/site/bin:$PATH
-    for c in ${CONCURRENCY:-64 256}; do
-      LORA_ROUTER_BASE_MODEL_NAME=$size cli bench serve --base-model-dir "$model" --adapters-dir "$model-adapters" \
-        --adapters 4 --num-prompts $((c > 128 ? c * 4 : 512)) --concurrency "$c" --input-len 128 --output-len 128 \
-        --repeats "${REPEATS:-3}" --gpu-memory-utilization 0.4 --profile "$out/profile-$size-c$c" \
-        --out "$out/serve-$size-c$c.json"
-    done
+    levels=${CONCURRENCY:-64,256}
+    prompts=$(for c in ${levels//,/ }; do echo $((c > 128 ? c * 4 : 512)); done | paste -sd,)
+    LORA_ROUTER_BASE_MODEL_NAME=$size cli bench serve --base-model-dir "$model" --adapters-dir "$model-adapters" \
+      --adapters 4 --num-prompts "$prompts" --concurrency "$levels" --input-len 128 --output-len 128 \
+      --repeats "${REPEATS:-3}" --gpu-memory-utilization 0.4 --profile "$out/profile-$size" \
+      --out "$out/serve-$size.json"
     exit
   fi
   if [ "$mode" = replicas ]; then

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict, Unpack
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict, TypeVar, Unpack
 
 import typer
 
@@ -26,6 +26,8 @@ from commands.common import ApiKey, int_list, make_settings, progress_bar, resol
 
 if TYPE_CHECKING:
     from commands.bench.serve import Api, ServeBench
+
+R = TypeVar("R")
 
 
 def bench_load(
@@ -102,9 +104,7 @@ class _Workload(TypedDict, total=False):
     profile_dir: Path | None
 
 
-def _with_servers(
-    name: str, steps: int, run: Callable[[Path, Callable[[str], None]], dict[str, Any]]
-) -> dict[str, Any]:
+def _with_servers(name: str, steps: int, run: Callable[[Path, Callable[[str], None]], R]) -> R:
     """``run`` (a benchmark that starts servers) in a scratch folder, its steps on a progress bar; a server
     that fails to start or a client run that fails ends the command with the reason."""
     import tempfile
@@ -148,8 +148,16 @@ def bench_serve(
     base_model_dir: BaseModelDir = None,
     adapters_dir: ServedAdaptersDir = None,
     adapters: ServedAdapters = 4,
-    num_prompts: NumPrompts = 32,
-    concurrency: Concurrency = 8,
+    num_prompts: Annotated[
+        str,
+        typer.Option(help="Requests per client run: one number, or one per concurrency, comma-separated."),
+    ] = "32",
+    concurrency: Annotated[
+        str,
+        typer.Option(
+            help="Requests in flight, comma-separated: each a workload run against the same servers."
+        ),
+    ] = "8",
     input_len: InputLen = 64,
     output_len: OutputLen = 32,
     max_model_len: Annotated[int, typer.Option(help="Context length of both engines.", min=128)] = 2048,
@@ -175,16 +183,27 @@ def bench_serve(
     out: JsonOut = None,
 ) -> None:
     """Service overhead vs plain vLLM: our service and vLLM's own OpenAI server with the same model, adapters
-    and engine settings, both started once, driven in turn by vLLM's serving benchmark; ratio of the means
-    ours / plain, with the spread of the per-pair ratios."""
+    and engine settings, both started once, driven in turn by vLLM's serving benchmark at each concurrency;
+    ratio of the means ours / plain, with the spread of the per-pair ratios. With several concurrencies and
+    --out, one JSON per concurrency (its name ending -cN)."""
+    from dataclasses import replace
+
     from commands.bench.serve import run_serve_bench
 
+    levels = int_list(concurrency)
+    prompts = int_list(num_prompts)
+    if len(prompts) == 1:
+        prompts *= len(levels)
+    if not levels or len(prompts) != len(levels) or min(levels + prompts) < 1:
+        raise typer.BadParameter(
+            "give positive numbers: one prompt count, or one per concurrency", param_hint="--num-prompts"
+        )
     bench = _serve_bench(
         base_model_dir,
         adapters_dir,
         adapters,
-        num_prompts=num_prompts,
-        concurrency=concurrency,
+        num_prompts=prompts[0],
+        concurrency=levels[0],
         input_len=input_len,
         output_len=output_len,
         max_model_len=max_model_len,
@@ -196,12 +215,20 @@ def bench_serve(
         max_num_batched_tokens=max_num_batched_tokens,
         profile_dir=profile.resolve() if profile else None,
     )
+    benches = [replace(bench, concurrency=c, num_prompts=n) for c, n in zip(levels, prompts, strict=True)]
     if profile:
         profile.mkdir(parents=True, exist_ok=True)
-    folders = bench.adapters
-    steps = 4 + 2 * repeats  # start, warm up, an unmeasured run each, then each client run
-    result = _with_servers("serve", steps, lambda work, on_step: run_serve_bench(bench, work, on_step))
+    # start; then per workload: warm up, an unmeasured run each, each client run
+    steps = 1 + len(benches) * (3 + 2 * repeats)
+    results = _with_servers("serve", steps, lambda work, on_step: run_serve_bench(benches, work, on_step))
+    for result in results:
+        where = out
+        if out is not None and len(results) > 1:
+            where = out.with_name(f"{out.stem}-c{result['concurrency']}{out.suffix}")
+        _report_serve(result, where)
 
+
+def _report_serve(result: dict[str, Any], out: Path | None) -> None:
     ours, plain = result["mean"]["ours"], result["mean"]["plain_vllm"]
     ratio, spread = result["ratio_ours_over_plain"], result["ratio_spread"]
     limits = result["engine_limits"]
@@ -233,8 +260,9 @@ def bench_serve(
     report_result(
         result,
         out,
-        f"service vs plain vLLM ({api}): {len(folders)} adapters, {num_prompts} requests, "
-        f"concurrency {concurrency}, {input_len} in / {output_len} out tokens; means of {repeats} runs each",
+        f"service vs plain vLLM ({result['api']}): {len(result['adapters'])} adapters, "
+        f"{result['num_prompts']} requests, concurrency {result['concurrency']}, {result['input_len']} in / "
+        f"{result['output_len']} out tokens; means of {result['repeats']} runs each",
         rows,
         ("measure", "ours", "plain vLLM", "ours / plain (per-pair range)"),
         wide=False,

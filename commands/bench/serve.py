@@ -17,7 +17,7 @@ import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -467,21 +467,24 @@ def interleaved_runs(
             warm_up(server.url, bench)
         except RuntimeError as error:
             raise RuntimeError(f"{error}\n{server.log_tail()}") from None
-    # One unmeasured client run against each: whatever warms up on first use (the client's own connections
-    # and tokenizer, the servers' code paths at this concurrency) would otherwise fall on the first server
-    # measured.
-    warm_run = replace(bench, num_prompts=bench.concurrency)
+    # One unmeasured client run of the whole workload against each: whatever warms up on first use (the
+    # client's connections and tokenizer, the servers' code paths at this concurrency, and on a GPU the LoRA
+    # kernels' JIT builds for each batch shape, cached on disk, so the first server measured would pay for
+    # both) would otherwise fall on the first runs.
     for name, server in servers.items():
         on_step(f"{name}: an unmeasured client run")
-        run_client(client, warm_run, server, work_dir, f"{name}-warm-up")
+        run_client(client, bench, server, work_dir, f"{name}-c{bench.concurrency}-warm-up")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
     for repeat in range(bench.repeats):
         for name, server in servers.items():
             on_step(f"{name}: vLLM's benchmark client, run {repeat + 1} of {bench.repeats}")
             last = repeat == bench.repeats - 1
-            profile = bench.profile_dir / f"{name}.txt" if last and bench.profile_dir else None
+            profile_name = f"{name}-c{bench.concurrency}.txt"
+            profile = bench.profile_dir / profile_name if last and bench.profile_dir else None
             with profiled(spy, server, profile):
-                runs[name].append(run_client(client, bench, server, work_dir, f"{name}-{repeat}"))
+                runs[name].append(
+                    run_client(client, bench, server, work_dir, f"{name}-c{bench.concurrency}-{repeat}")
+                )
     return runs
 
 
@@ -501,17 +504,25 @@ def compared(runs: dict[str, list[dict[str, Any]]], baseline: str) -> dict[str, 
 
 
 def run_serve_bench(
-    bench: ServeBench, work_dir: Path, on_step: Callable[[str], None] = lambda what: None
-) -> dict[str, Any]:
-    """Both servers started and warmed up, then ``repeats`` client runs against each in turn."""
-    spy = py_spy() if bench.profile_dir else None
+    benches: Sequence[ServeBench], work_dir: Path, on_step: Callable[[str], None] = lambda what: None
+) -> list[dict[str, Any]]:
+    """Both servers started once for all ``benches`` (workloads that differ only in concurrency and number
+    of prompts), then for each in turn: warm-up and ``repeats`` client runs against each server in turn."""
+    first = benches[0]
+    for bench in benches:
+        if replace(bench, concurrency=first.concurrency, num_prompts=first.num_prompts) != first:
+            raise ValueError("workloads on the same servers may differ only in concurrency and prompt count")
+    spy = py_spy() if first.profile_dir else None
     data_dir = work_dir / "service-data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Our service admits twice the highest concurrency: never a 429 in any workload.
+    busiest = max(benches, key=lambda bench: bench.concurrency)
     servers = {
-        "ours": ServiceProcess(bench.service_env(data_dir), work_dir / "service.log"),
-        "plain_vllm": plain_vllm(bench, work_dir / "plain-vllm.log"),
+        "ours": ServiceProcess(busiest.service_env(data_dir), work_dir / "service.log"),
+        "plain_vllm": plain_vllm(first, work_dir / "plain-vllm.log"),
     }
     client = None
+    runs: list[dict[str, list[dict[str, Any]]]] = []
     try:
         on_step("starting both servers")
         # On a CPU side by side, with the client's import: each is mostly one process importing vLLM and
@@ -525,20 +536,33 @@ def run_serve_bench(
         client = BenchClient(work_dir)
         for server in servers.values():
             server.wait_ready(timeout_s=600)
-        limits = engine_limits(bench, servers["ours"].url)
-        runs = interleaved_runs(servers, bench, client, work_dir, on_step, spy)
+        limits = engine_limits(first, servers["ours"].url)
+        for bench in benches:
+            runs.append(interleaved_runs(servers, bench, client, work_dir, on_step, spy))
     finally:
         if client is not None:
             client.close()
         for server in servers.values():
             server.stop()
     startup_s = {name: server.start_s for name, server in servers.items()}
-    summary = compared(runs, baseline="plain_vllm")
+    return [
+        _serve_result(bench, bench_runs, startup_s, limits)
+        for bench, bench_runs in zip(benches, runs, strict=True)
+    ]
 
+
+def _serve_result(
+    bench: ServeBench,
+    runs: dict[str, list[dict[str, Any]]],
+    startup_s: dict[str, float | None],
+    limits: dict[str, Any],
+) -> dict[str, Any]:
+    summary = compared(runs, baseline="plain_vllm")
     notes = [
         "Both servers were started once (side by side on a CPU, one after the other on a GPU) and each "
-        "warmed up with one request per adapter, so adapter loading is not measured, and one unmeasured "
-        "client run of `concurrency` requests; then the client ran "
+        "warmed up with one request per adapter, so adapter loading is not measured; then, for each "
+        "workload (concurrency), one unmeasured client run of the whole workload against each server, and "
+        "the client ran "
         "against one server at a time, in turn (ours, plain, ours, …), repeats times each. The ratio is of "
         "the means; ratio_spread is the lowest and highest ratio of one run of ours to the plain run after "
         "it.",

@@ -9,6 +9,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from commands.bench.serve import mean_run, ratios, spread
 
@@ -17,13 +18,22 @@ def test_bench_serve_smoke(base_model_dir: Path, adapter_library: Path, tmp_path
     out = tmp_path / "serve.json"
     cli = Path(sys.executable).with_name("lora-router")
     args = ["bench", "serve", "--base-model-dir", str(base_model_dir), "--adapters-dir", str(adapter_library)]
-    args += ["--adapters", "2", "--num-prompts", "4", "--concurrency", "2", "--input-len", "32"]
+    args += ["--adapters", "2", "--num-prompts", "4", "--concurrency", "2,1", "--input-len", "32"]
     args += ["--output-len", "4", "--max-model-len", "512", "--repeats", "1", "--max-num-seqs", "8"]
     args += ["--out", str(out)]
     done = subprocess.run([str(cli), *args], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "ours / plain" in done.stdout
-    result = json.loads(out.read_text())
+    assert done.stdout.count("ours / plain") == 2
+    # Both workloads ran against the same two servers, started once.
+    results = {c: json.loads((tmp_path / f"serve-c{c}.json").read_text()) for c in (1, 2)}
+    assert not out.exists()
+    assert results[1]["startup_s"] == results[2]["startup_s"]
+    for concurrency, result in results.items():
+        assert result["concurrency"] == concurrency and result["num_prompts"] == 4
+        _check_result(result)
+
+
+def _check_result(result: dict[str, Any]) -> None:
     assert len(result["adapters"]) == 2 and result["api"] == "completions"
     assert result["engine"]["max_loras"] == 2 and result["engine"]["max_lora_rank"] == 8
     assert set(result["runs"]) == set(result["mean"]) == {"ours", "plain_vllm"}
