@@ -2,7 +2,9 @@
 # The engine benchmarks (scenarios 1, 2 and 5 at the engine) on a lent GPU machine, which has no network and
 # takes at most 64 MiB per transfer, the repository's tracked files (~31 MB) included. So everything else
 # travels as one archive in 30 MiB chunks: vLLM 0.24.0 (../shared/gpu/prepare.sh's .gpu/a..d), the settings
-# wheels (.whl/, scripts/cuda_smoke.sh pack) and SmolLM2's config and tokenizer.
+# wheels (.whl/, scripts/cuda_smoke.sh pack) and SmolLM2's config and tokenizer. Put httptools' wheel in .whl/
+# too: the machine's image has uvloop but not httptools, which a real vLLM install brings (uvicorn[standard]);
+# without it both servers of `serve` stream every token through h11 (check `environment.versions` in the JSON).
 # Models are made there with random weights in SmolLM2-135M's shape and in a ~1.2B shape of the same
 # architecture: speed does not depend on the weights' values, and every request runs to a fixed length.
 #

