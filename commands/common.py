@@ -73,8 +73,14 @@ def service_models(url: str, api_key: str | None) -> tuple[str, list[str]]:
     return base, [m["id"] for m in models if m.get("parent")]
 
 
-def int_list(text: str) -> list[int]:
+def int_list(text: str, option: str, minimum: int = 0) -> list[int]:
+    """At least one comma-separated integer, none below ``minimum``; else a usage error naming ``option``."""
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+        values = []
+    if not values or min(values) < minimum:
+        raise typer.BadParameter(
+            f"expected comma-separated integers of at least {minimum}, got {text!r}", param_hint=option
+        )
+    return values

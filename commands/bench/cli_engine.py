@@ -83,7 +83,8 @@ def bench_engine(
     from router.engine.vllm_engine import VllmEngine, engine_setup
 
     base = resolve_base_model(base_model_dir, "--base-model-dir")
-    counts, concurrencies = int_list(adapter_counts), int_list(concurrency)
+    counts = int_list(adapter_counts, "--adapter-counts")
+    concurrencies = int_list(concurrency, "--concurrency", minimum=1)
     folders = _bench_adapters(base, adapters_dir, max(counts), rank)
     adapters = [AdapterRef(name=f.name, id=i + 1, path=f) for i, f in enumerate(folders)]
     streams = grid(
@@ -240,7 +241,8 @@ def bench_hotswap(
 
     quiet_transformers()
     base = resolve_base_model(base_model_dir, "--base-model-dir")
-    counts, concurrencies = int_list(adapter_counts), int_list(concurrency)
+    counts = int_list(adapter_counts, "--adapter-counts")
+    concurrencies = int_list(concurrency, "--concurrency", minimum=1)
     folders = _bench_adapters(base, adapters_dir, max(1, *counts), rank)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = dtype or ("bfloat16" if device == "cuda" else "float32")

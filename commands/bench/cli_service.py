@@ -12,6 +12,7 @@ import typer
 from commands.bench.options import (
     BaseModelDir,
     Concurrency,
+    ConcurrencyList,
     GpuShare,
     InputLen,
     JsonOut,
@@ -152,12 +153,7 @@ def bench_serve(
         str,
         typer.Option(help="Requests per client run: one number, or one per concurrency, comma-separated."),
     ] = "32",
-    concurrency: Annotated[
-        str,
-        typer.Option(
-            help="Requests in flight, comma-separated: each a workload run against the same servers."
-        ),
-    ] = "8",
+    concurrency: ConcurrencyList = "8",
     input_len: InputLen = 64,
     output_len: OutputLen = 32,
     max_model_len: Annotated[int, typer.Option(help="Context length of both engines.", min=128)] = 2048,
@@ -186,24 +182,18 @@ def bench_serve(
     and engine settings, both started once, driven in turn by vLLM's serving benchmark at each concurrency;
     ratio of the means ours / plain, with the spread of the per-pair ratios. With several concurrencies and
     --out, one JSON per concurrency (its name ending -cN)."""
-    from dataclasses import replace
-
     from commands.bench.serve import run_serve_bench
 
-    levels = int_list(concurrency)
-    prompts = int_list(num_prompts)
+    levels = int_list(concurrency, "--concurrency", minimum=1)
+    prompts = int_list(num_prompts, "--num-prompts", minimum=1)
     if len(prompts) == 1:
         prompts *= len(levels)
-    if not levels or len(prompts) != len(levels) or min(levels + prompts) < 1:
-        raise typer.BadParameter(
-            "give positive numbers: one prompt count, or one per concurrency", param_hint="--num-prompts"
-        )
+    if len(prompts) != len(levels):
+        raise typer.BadParameter("one prompt count, or one per concurrency", param_hint="--num-prompts")
     bench = _serve_bench(
         base_model_dir,
         adapters_dir,
         adapters,
-        num_prompts=prompts[0],
-        concurrency=levels[0],
         input_len=input_len,
         output_len=output_len,
         max_model_len=max_model_len,
@@ -215,12 +205,14 @@ def bench_serve(
         max_num_batched_tokens=max_num_batched_tokens,
         profile_dir=profile.resolve() if profile else None,
     )
-    benches = [replace(bench, concurrency=c, num_prompts=n) for c, n in zip(levels, prompts, strict=True)]
+    workloads = list(zip(levels, prompts, strict=True))
     if profile:
         profile.mkdir(parents=True, exist_ok=True)
     # start; then per workload: warm up, an unmeasured run each, each client run
-    steps = 1 + len(benches) * (3 + 2 * repeats)
-    results = _with_servers("serve", steps, lambda work, on_step: run_serve_bench(benches, work, on_step))
+    steps = 1 + len(workloads) * (3 + 2 * repeats)
+    results = _with_servers(
+        "serve", steps, lambda work, on_step: run_serve_bench(bench, workloads, work, on_step)
+    )
     for result in results:
         where = out
         if out is not None and len(results) > 1:
@@ -291,7 +283,7 @@ def bench_replicas(
     the means to the first count, with the spread of the per-round ratios."""
     from commands.bench.scaleout import run_replica_bench
 
-    counts = int_list(replicas)
+    counts = int_list(replicas, "--replicas")
     bench = _serve_bench(
         base_model_dir,
         adapters_dir,

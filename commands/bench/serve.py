@@ -504,22 +504,22 @@ def compared(runs: dict[str, list[dict[str, Any]]], baseline: str) -> dict[str, 
 
 
 def run_serve_bench(
-    benches: Sequence[ServeBench], work_dir: Path, on_step: Callable[[str], None] = lambda what: None
+    bench: ServeBench,
+    workloads: Sequence[tuple[int, int]],
+    work_dir: Path,
+    on_step: Callable[[str], None] = lambda what: None,
 ) -> list[dict[str, Any]]:
-    """Both servers started once for all ``benches`` (workloads that differ only in concurrency and number
-    of prompts), then for each in turn: warm-up and ``repeats`` client runs against each server in turn."""
-    first = benches[0]
-    for bench in benches:
-        if replace(bench, concurrency=first.concurrency, num_prompts=first.num_prompts) != first:
-            raise ValueError("workloads on the same servers may differ only in concurrency and prompt count")
-    spy = py_spy() if first.profile_dir else None
+    """Both servers started once, then for each workload (concurrency, number of prompts) in turn: warm-up
+    and ``repeats`` client runs against each server in turn; one result per workload."""
+    benches = [replace(bench, concurrency=c, num_prompts=n) for c, n in workloads]
+    spy = py_spy() if bench.profile_dir else None
     data_dir = work_dir / "service-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     # Our service admits twice the highest concurrency: never a 429 in any workload.
-    busiest = max(benches, key=lambda bench: bench.concurrency)
+    busiest = replace(bench, concurrency=max(c for c, _ in workloads))
     servers = {
         "ours": ServiceProcess(busiest.service_env(data_dir), work_dir / "service.log"),
-        "plain_vllm": plain_vllm(first, work_dir / "plain-vllm.log"),
+        "plain_vllm": plain_vllm(bench, work_dir / "plain-vllm.log"),
     }
     client = None
     runs: list[dict[str, list[dict[str, Any]]]] = []
@@ -536,9 +536,9 @@ def run_serve_bench(
         client = BenchClient(work_dir)
         for server in servers.values():
             server.wait_ready(timeout_s=600)
-        limits = engine_limits(first, servers["ours"].url)
-        for bench in benches:
-            runs.append(interleaved_runs(servers, bench, client, work_dir, on_step, spy))
+        limits = engine_limits(bench, servers["ours"].url)
+        for workload in benches:
+            runs.append(interleaved_runs(servers, workload, client, work_dir, on_step, spy))
     finally:
         if client is not None:
             client.close()
@@ -546,8 +546,8 @@ def run_serve_bench(
             server.stop()
     startup_s = {name: server.start_s for name, server in servers.items()}
     return [
-        _serve_result(bench, bench_runs, startup_s, limits)
-        for bench, bench_runs in zip(benches, runs, strict=True)
+        _serve_result(workload, workload_runs, startup_s, limits)
+        for workload, workload_runs in zip(benches, runs, strict=True)
     ]
 
 

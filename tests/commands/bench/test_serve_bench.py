@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+from typer.testing import CliRunner
+
 from commands.bench.serve import mean_run, ratios, spread
+from commands.main import app
 
 
 def test_bench_serve_smoke(base_model_dir: Path, adapter_library: Path, tmp_path: Path) -> None:
@@ -80,3 +84,24 @@ def test_repeats_are_averaged_and_the_pair_ratios_bound_the_spread() -> None:
     bounds = spread([ratios(o, p) for o, p in zip(ours, plain, strict=True)])
     assert bounds["output_throughput"] == [0.9, 1.1] and bounds["median_ttft_ms"] == [2.0, 3.0]
     assert bounds["p99_itl_ms"] is None  # measured by neither
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["serve", "--concurrency", "0"], "--concurrency"),
+        (["serve", "--concurrency", "8,x"], "--concurrency"),
+        (["serve", "--concurrency", ","], "--concurrency"),
+        (["serve", "--concurrency", "8,64", "--num-prompts", "1,2,3"], "--num-prompts"),
+        (["serve", "--num-prompts", "0"], "--num-prompts"),
+        (["replicas", "--replicas", "0,-1"], "--replicas"),
+        (["engine", "--adapter-counts", "1", "--concurrency", "0"], "--concurrency"),
+    ],
+)
+def test_bad_lists_are_refused_by_option_before_anything_starts(
+    base_model_dir: Path, args: list[str], option: str
+) -> None:
+    done = CliRunner().invoke(app, ["bench", *args, "--base-model-dir", str(base_model_dir)])
+    assert done.exit_code == 2, done.output
+    assert option in done.output
+    assert "comma-separated" in done.output or "per concurrency" in done.output
