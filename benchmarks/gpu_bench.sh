@@ -16,9 +16,9 @@
 #   results: $OUT/{engine,hotswap,compare}-SIZE.json and engine-SIZE.png
 #   scale-out, after unpack:  REPLICAS=0,1 bash benchmarks/gpu_bench.sh replicas 135m  → $OUT/replicas-135m-01.json
 #   service vs plain vLLM, after unpack:  bash benchmarks/gpu_bench.sh serve 135m  → $OUT/serve-135m-c64.json, -c256
-#     (CONCURRENCY=64,256 and REPEATS=3 by default, both workloads on the same two servers, which share the
-#     GPU, 0.4 each; py-spy profiles of both front ends in $OUT/profile-SIZE when the py-spy wheel was packed
-#     from .whl/)
+#     (CONCURRENCY=64,256, PROMPTS=2048 and REPEATS=3 by default, both workloads on the same two servers,
+#     which share the GPU, 0.4 each; PROFILE=1: py-spy profiles of both front ends in $OUT/profile-SIZE, when
+#     the py-spy wheel was packed from .whl/)
 #     vLLM's OpenAI server also needs model-hosting-container-standards (+ jmespath, supervisor): pip download
 #     them into .gpu/m, carry it with .gpu/s05 and `pip install --no-index --no-deps --target /tmp/site .gpu/m/*`
 set -euo pipefail
@@ -73,14 +73,16 @@ PY
   cli() { python3 -c "from commands.main import app; app()" "$@"; }
   if [ "$mode" = serve ]; then
     # Both servers started once for every concurrency, one after the other on the GPU; the client runs
-    # interleaved; py-spy (carried as a wheel) profiles both front ends during their last run.
+    # interleaved. 2048 prompts a run: at 512 a run lasted ~7 s, of which the last wave's tail at falling
+    # concurrency was a noticeable part. PROFILE=1: py-spy (carried as a wheel) profiles both front ends
+    # during their last run (off by default, so that no measured run has a profiler attached).
     export PATH=/tmp/site/bin:$PATH
     levels=${CONCURRENCY:-64,256}
-    prompts=$(for c in ${levels//,/ }; do echo $((c > 128 ? c * 4 : 512)); done | paste -sd,)
+    profile=()
+    [ "${PROFILE:-0}" = 1 ] && profile=(--profile "$out/profile-$size")
     LORA_ROUTER_BASE_MODEL_NAME=$size cli bench serve --base-model-dir "$model" --adapters-dir "$model-adapters" \
-      --adapters 4 --num-prompts "$prompts" --concurrency "$levels" --input-len 128 --output-len 128 \
-      --repeats "${REPEATS:-3}" --gpu-memory-utilization 0.4 --profile "$out/profile-$size" \
-      --out "$out/serve-$size.json"
+      --adapters 4 --num-prompts "${PROMPTS:-2048}" --concurrency "$levels" --input-len 128 --output-len 128 \
+      --repeats "${REPEATS:-3}" --gpu-memory-utilization 0.4 "${profile[@]}" --out "$out/serve-$size.json"
     exit
   fi
   if [ "$mode" = replicas ]; then

