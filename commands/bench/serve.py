@@ -30,6 +30,7 @@ import yaml
 from commands.bench.fixtures import lora_rank_limit
 from commands.bench.stats import environment, gpu_present
 from commands.process import ServiceProcess, free_port
+from router.engine.vllm_engine import START_METHOD_ENV
 
 # What is kept of a run of vLLM's client (the rest are per-request lists or unused).
 METRICS = (
@@ -301,12 +302,14 @@ def plain_vllm(bench: ServeBench, log_path: Path) -> ServiceProcess:
 
 
 def engine_limits(bench: ServeBench, our_url: str) -> dict[str, Any]:
-    """Each server's scheduler limits: ours as its /health reports them; plain vLLM's as given, else its
-    server defaults for the hardware, which ours takes too (the same vLLM function)."""
+    """Each server's scheduler limits and how its engine core process started: ours as its /health reports
+    them; plain vLLM's limits as given, else its server defaults for the hardware, which ours takes too (the
+    same vLLM function), and its engine core spawned unless this environment, which it inherits, says how."""
     with httpx.Client(base_url=our_url, timeout=30) as client:
         setup = client.get("/health").raise_for_status().json()["engine_setup"]
     ours = {name: setup[name] for name in LIMITS}
-    return {"ours": ours, "plain_vllm": {**ours, **bench.given_limits}}
+    plain = {**ours, **bench.given_limits, "start_method": os.environ.get(START_METHOD_ENV) or "spawn"}
+    return {"ours": {**ours, "start_method": setup["start_method"]}, "plain_vllm": plain}
 
 
 def warm_up(url: str, bench: ServeBench) -> None:

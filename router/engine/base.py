@@ -136,6 +136,9 @@ class EngineSetup:
     max_num_seqs: int
     max_num_batched_tokens: int
     """The scheduler's limits per step: the settings, else vLLM's OpenAI server defaults for the hardware."""
+    start_method: str
+    """How the engine core process starts: ``spawn`` (a fresh interpreter, as vLLM's OpenAI server starts
+    it) on a GPU, ``fork`` on a CPU; ``VLLM_WORKER_MULTIPROC_METHOD`` overrides."""
 
 
 class EngineError(RuntimeError):

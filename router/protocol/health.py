@@ -36,6 +36,9 @@ class EngineSetupInfo(BaseModel):
     max_num_batched_tokens: int
     """The scheduler's limits per step (settings `max_num_seqs`, `max_num_batched_tokens`; by default what
     vLLM's OpenAI server takes on this hardware)."""
+    start_method: Literal["spawn", "fork"]
+    """How the engine core process started: `spawn` on a GPU, as vLLM's OpenAI server starts it; `fork` on a
+    CPU (environment variable `VLLM_WORKER_MULTIPROC_METHOD` overrides)."""
 
 
 class EngineInfo(BaseModel):

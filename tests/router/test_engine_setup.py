@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from commands.process import ServiceProcess
 from router.engine.cpu_lora_plugin import SUPPORTED_VLLM_CPU
 from router.engine.dtype import engine_dtype
-from router.engine.vllm_engine import engine_setup, server_batch_limits
+from router.engine.vllm_engine import START_METHOD_ENV, engine_setup, server_batch_limits
 from router.settings import Settings
 
 
@@ -31,12 +32,23 @@ def test_health_shows_the_dtype_and_lora_ops_and_why(
         assert each["identity_base"] is False
         # No limits set: vLLM's OpenAI server defaults for a CPU, as `vllm serve` here would take them.
         assert (each["max_num_seqs"], each["max_num_batched_tokens"]) == (128, 2048)
+        assert each["start_method"] == "fork"  # on a CPU; a GPU spawns it, as vLLM's server does
 
 
 def test_batch_limits_are_the_settings_else_vllms_server_defaults(base_model_dir: Path) -> None:
     assert server_batch_limits() == (128, 2048)  # vLLM's CPU defaults for its OpenAI server
     setup = engine_setup(Settings(base_model_path=base_model_dir, max_num_seqs=7, max_num_batched_tokens=512))
     assert (setup.max_num_seqs, setup.max_num_batched_tokens) == (7, 512)
+
+
+def test_the_engine_core_start_method_follows_vllms_variable(
+    base_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(base_model_path=base_model_dir)
+    monkeypatch.delenv(START_METHOD_ENV, raising=False)
+    assert engine_setup(settings).start_method == "fork"
+    monkeypatch.setenv(START_METHOD_ENV, "spawn")
+    assert engine_setup(settings).start_method == "spawn"
 
 
 def test_the_engine_schedules_with_the_limits_health_shows(service: ServiceProcess) -> None:
