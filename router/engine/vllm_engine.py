@@ -70,8 +70,8 @@ def engine_start_method() -> str:
 
 
 def engine_setup(settings: Settings) -> EngineSetup:
-    """The dtype, LoRA ops and batch limits an engine started from here runs, for this machine and these
-    settings."""
+    """The dtype, LoRA ops, batch limits and engine core start method an engine started from here runs, for
+    this machine and these settings."""
     dtype = engine_dtype(settings.dtype, settings.resolved_base_model_path)
     ops = engine_lora_ops(settings.cpu_lora_ops)
     default_seqs, default_tokens = server_batch_limits()
