@@ -123,9 +123,6 @@ def service(
         # a conversation without tools exactly as the model's own does (tests/router/test_tools.py checks).
         "LORA_ROUTER_CHAT_TEMPLATE": str(TOOLS_TEMPLATE),
         "LORA_ROUTER_TOOL_PARSER": "hermes",
-        # Its engine core spawned, as on a GPU (and as vLLM's server starts it), so that start and the
-        # engine-fault restarts are exercised here; open_service, set up as `make serve`, forks it.
-        "VLLM_WORKER_MULTIPROC_METHOD": "spawn",
     }
     proc = ServiceProcess(env, service_data_dir / "service.log").launch()
     # A start is three processes importing vLLM one after the other, one core's work: on two cores the open

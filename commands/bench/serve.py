@@ -30,7 +30,7 @@ import yaml
 from commands.bench.fixtures import lora_rank_limit
 from commands.bench.stats import environment, gpu_present
 from commands.process import ServiceProcess, free_port
-from router.engine.vllm_engine import START_METHOD_ENV
+from router.engine.vllm_engine import engine_start_method
 
 # What is kept of a run of vLLM's client (the rest are per-request lists or unused).
 METRICS = (
@@ -304,11 +304,12 @@ def plain_vllm(bench: ServeBench, log_path: Path) -> ServiceProcess:
 def engine_limits(bench: ServeBench, our_url: str) -> dict[str, Any]:
     """Each server's scheduler limits and how its engine core process started: ours as its /health reports
     them; plain vLLM's limits as given, else its server defaults for the hardware, which ours takes too (the
-    same vLLM function), and its engine core spawned unless this environment, which it inherits, says how."""
+    same vLLM function), and its start method by the rule ours follows, from this environment, which it
+    inherits."""
     with httpx.Client(base_url=our_url, timeout=30) as client:
         setup = client.get("/health").raise_for_status().json()["engine_setup"]
     ours = {name: setup[name] for name in LIMITS}
-    plain = {**ours, **bench.given_limits, "start_method": os.environ.get(START_METHOD_ENV) or "spawn"}
+    plain = {**ours, **bench.given_limits, "start_method": engine_start_method()}
     return {"ours": {**ours, "start_method": setup["start_method"]}, "plain_vllm": plain}
 
 

@@ -138,7 +138,8 @@ class EngineSetup:
     """The scheduler's limits per step: the settings, else vLLM's OpenAI server defaults for the hardware."""
     start_method: str
     """How the engine core process starts: ``spawn`` (a fresh interpreter, as vLLM's OpenAI server starts
-    it) on a GPU, ``fork`` on a CPU; ``VLLM_WORKER_MULTIPROC_METHOD`` overrides."""
+    it), unless ``VLLM_WORKER_MULTIPROC_METHOD`` says ``fork`` on a GPU (vLLM's CPU platform always
+    spawns)."""
 
 
 class EngineError(RuntimeError):

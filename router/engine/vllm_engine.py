@@ -57,16 +57,18 @@ START_METHOD_ENV = "VLLM_WORKER_MULTIPROC_METHOD"
 
 
 def engine_start_method() -> str:
-    """How vLLM starts the engine core process. vLLM's OpenAI server always spawns it (its command line sets
-    ``VLLM_WORKER_MULTIPROC_METHOD=spawn``); a library caller gets ``fork``, a copy of the caller. On a GPU,
-    where the engine core's busy thread limits throughput, a forked one decoded 5-10 % slower per step than
-    the server's (1.07B model, H200, 64 / 256 streams: 0.95x / 0.92x its throughput, ITL p99 1.21x / 1.40x;
-    spawned 1.04x / 1.08x), so the service spawns it there too. On a CPU it forks: the copy skips the
-    engine core's own import of torch and vLLM (~12 s on two cores), and the CPU comparison holds either
-    way."""
+    """How vLLM starts the engine core process, for the service and for vLLM's OpenAI server alike. The
+    server spawns it (its command line sets ``VLLM_WORKER_MULTIPROC_METHOD=spawn`` where the variable is
+    unset); a library caller gets ``fork``, a copy of the caller. On a GPU, where the engine core's busy
+    thread limits throughput, a forked one decoded 5-10 % slower per step than the server's (1.07B model,
+    H200, 64 / 256 streams: 0.95x / 0.92x its throughput, ITL p99 1.21x / 1.40x; spawned 1.04x / 1.08x), so
+    the service spawns it there too. vLLM's CPU platform sets the variable to ``spawn`` itself while the
+    engine's configuration is built, whatever it held."""
     from vllm.platforms import current_platform
 
-    return os.environ.get(START_METHOD_ENV) or ("fork" if current_platform.is_cpu() else "spawn")
+    if current_platform.is_cpu():
+        return "spawn"
+    return os.environ.get(START_METHOD_ENV) or "spawn"
 
 
 def engine_setup(settings: Settings) -> EngineSetup:

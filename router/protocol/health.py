@@ -37,8 +37,8 @@ class EngineSetupInfo(BaseModel):
     """The scheduler's limits per step (settings `max_num_seqs`, `max_num_batched_tokens`; by default what
     vLLM's OpenAI server takes on this hardware)."""
     start_method: Literal["spawn", "fork"]
-    """How the engine core process started: `spawn` on a GPU, as vLLM's OpenAI server starts it; `fork` on a
-    CPU (environment variable `VLLM_WORKER_MULTIPROC_METHOD` overrides)."""
+    """How the engine core process started: `spawn`, as vLLM's OpenAI server starts it, unless environment
+    variable `VLLM_WORKER_MULTIPROC_METHOD` says `fork` on a GPU (vLLM's CPU platform always spawns)."""
 
 
 class EngineInfo(BaseModel):
